@@ -1,0 +1,1 @@
+"""Command-line entry points. One module per command group, each with ``register()``."""
