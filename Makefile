@@ -1,0 +1,80 @@
+# streamproc — everything a fresh clone needs, installed by the project's own files.
+#   make demo   the main job end to end on the local broker
+#   make test   the whole suite (unit + integration on the real local Kafka)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SP := $(VENV)/bin/streamproc
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv kafka-jars kafka-up kafka-down kafka-status test test-unit demo bench fuzz lint typecheck clean
+
+help:
+	@echo "make demo | make test | make kafka-up | make kafka-down | make bench | make fuzz | make lint"
+
+# Debian packages the commands need (Java 17 for the broker, Maven for its jars, promtool
+# for alert rules). Installed only when missing; needs root or sudo.
+deps:
+	@.ci/install-debian-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+kafka-jars: deps venv
+	@$(SP) kafka fetch
+
+kafka-up: kafka-jars
+	@$(SP) kafka up
+
+kafka-down: venv
+	@$(SP) kafka down
+
+kafka-status: venv
+	@$(SP) kafka status
+
+# Starts the broker if none answers, runs the whole suite, stops what it started.
+test: kafka-jars
+	@started=0; \
+	if ! $(SP) kafka status >/dev/null 2>&1; then $(SP) kafka up || exit 1; started=1; fi; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(SP) kafka down; fi; \
+	exit $$rc
+
+test-unit: venv
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+demo: kafka-jars
+	@started=0; \
+	if ! $(SP) kafka status >/dev/null 2>&1; then $(SP) kafka up || exit 1; started=1; fi; \
+	$(SP) demo; rc=$$?; \
+	if [ $$started = 1 ]; then $(SP) kafka down; fi; \
+	exit $$rc
+
+bench: kafka-jars
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	@started=0; \
+	if ! $(SP) kafka status >/dev/null 2>&1; then $(SP) kafka up || exit 1; started=1; fi; \
+	rc=0; for b in load/bench_*.py; do echo "== $$b"; $(PY) $$b || rc=1; done; \
+	if [ $$started = 1 ]; then $(SP) kafka down; fi; \
+	exit $$rc
+
+fuzz: venv
+	$(PY) load/fuzz_decode.py --inputs 1000000
+
+lint: venv
+	$(VENV)/bin/ruff check streamproc tests load
+	$(VENV)/bin/ruff format --check streamproc tests load
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+clean: kafka-down
+	rm -rf .cache/kafka/default .cache/worker

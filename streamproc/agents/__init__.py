@@ -1,0 +1,1 @@
+"""Faust app and agents: wiring only; the logic lives in pure modules."""

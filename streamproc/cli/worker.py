@@ -1,0 +1,50 @@
+"""``streamproc worker``: a Faust worker running one agent per topology (or relay)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from streamproc.config import load_settings
+from streamproc.errors import ConfigError
+
+log = logging.getLogger("streamproc.worker")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run a streamproc Faust worker")
+    p.add_argument("--topology", action="append", default=[], metavar="T.yaml",
+                   help="topology file (repeatable)")
+    p.add_argument("--relay", action="append", default=[], metavar="SRC:DST",
+                   help="passthrough agent copying SRC to DST unchanged (baseline; repeatable)")
+    p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
+    p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
+    p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
+    p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from streamproc.agents.app import create_app
+    from streamproc.agents.relay import add_relay
+
+    settings = load_settings(broker=args.broker, keyring=args.keyring,
+                             metrics_port=args.metrics_port)
+    if not args.topology and not args.relay:
+        raise ConfigError("worker needs at least one --topology or --relay")
+    app = create_app(args.app_id, settings)
+    for spec in args.relay:
+        source, sep, sink = spec.partition(":")
+        if not sep or not source or not sink:
+            raise ConfigError(f"--relay wants SRC:DST, got {spec!r}")
+        add_relay(app, source, sink)
+    if args.topology:
+        from streamproc.agents.wiring import add_topologies
+
+        add_topologies(app, settings, args.topology)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
