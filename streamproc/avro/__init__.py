@@ -1,0 +1,1 @@
+"""Avro: schema loading and annotation reading (schema.py); wire codecs live beside them."""
