@@ -1,0 +1,136 @@
+"""``streamproc sanitize --schema S --keyring K IN.avro OUT.avro``: batch backfills.
+
+Reads an Avro object container file (its writer schema may be an older, compatible version:
+fastavro resolves it to the annotated reader schema), sanitizes every record with the
+compiled plan and writes a container file with the derived schema. The output appears only
+when every record succeeded (written to a temporary file, then renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import fastavro
+from fastavro.read import SchemaResolutionError
+
+from streamproc.cli._policy_args import add_policy_args, load_tag_actions
+from streamproc.errors import DecodeError, SchemaError, TransformError
+from streamproc.keys import load_keyring
+from streamproc.policy import Plan, compile_plan, describe_plan
+
+log = logging.getLogger("streamproc.sanitize")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sanitize", help="sanitize an Avro container file (backfills)")
+    p.add_argument("--schema", required=True, type=Path, help="annotated .avsc (reader schema)")
+    p.add_argument("--keyring", type=Path, default=None, help="or STREAMPROC_KEYRING")
+    p.add_argument("input", type=Path, metavar="IN.avro")
+    p.add_argument("output", type=Path, metavar="OUT.avro")
+    p.add_argument("--codec", default=None, help="output codec (default: the input's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+    add_policy_args(p)
+    p.set_defaults(func=_sanitize)
+
+
+def _sanitize(args: argparse.Namespace) -> int:
+    keyring = load_keyring(args.keyring)
+    plan = compile_plan(
+        args.schema, keyring, strict=args.strict, tag_actions=load_tag_actions(args.tags)
+    )
+    log.info("policy loaded: %s", describe_plan(plan))
+    show = not args.no_progress and sys.stderr.isatty()
+    start = time.perf_counter()
+    count = sanitize_file(plan, args.input, args.output, codec=args.codec, progress=show)
+    secs = time.perf_counter() - start
+    rate = count / secs if secs > 0 else float("inf")
+    print(
+        f"sanitized {count} records ({len(plan.transformed)} fields transformed, "
+        f"{len(plan.dropped)} dropped) in {secs:.2f} s ({rate:,.0f} records/s) -> {args.output}"
+    )
+    return 0
+
+
+def sanitize_file(
+    plan: Plan,
+    src: Path,
+    dst: Path,
+    *,
+    codec: str | None = None,
+    progress: bool = False,
+) -> int:
+    """Sanitize container file ``src`` into ``dst``; returns the record count."""
+    try:
+        fin = src.open("rb")
+    except OSError as exc:
+        raise SchemaError(f"input {src}: cannot be read ({exc.strerror})") from None
+    tmp = dst.with_name(f".{dst.name}.partial")
+    counter = [0]
+    try:
+        with fin:
+            try:
+                reader = fastavro.reader(fin, reader_schema=plan.source_schema)
+            except SchemaResolutionError as exc:
+                raise SchemaError(
+                    f"input {src}: its writer schema does not resolve to {plan.schema_file}: {exc}"
+                ) from None
+            except (ValueError, EOFError, TypeError):
+                raise DecodeError(f"input {src}: not an Avro object container file") from None
+            size = os.fstat(fin.fileno()).st_size
+            records = _records(reader, plan, src, counter, fin if progress else None, size)
+            with tmp.open("wb") as fout:
+                fastavro.writer(
+                    fout, plan.derived_schema, records, codec=codec or reader.codec or "null"
+                )
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if progress:
+            sys.stderr.write("\n")
+    return counter[0]
+
+
+def _records(
+    reader: Any,
+    plan: Plan,
+    src: Path,
+    counter: list[int],
+    fin: IO[bytes] | None,
+    size: int,
+) -> Iterator[dict[str, Any]]:
+    sanitize = plan.sanitize
+    n = 0
+    next_draw = time.monotonic()
+    it = iter(reader)
+    while True:
+        try:
+            record = next(it)
+        except StopIteration:
+            break
+        except (ValueError, EOFError, TypeError, IndexError):
+            raise DecodeError(f"input {src}: record {n} does not decode") from None
+        try:
+            yield sanitize(record)
+        except TransformError as exc:
+            raise TransformError(f"input {src}: record {n}: {exc}") from None
+        n += 1
+        counter[0] = n
+        if fin is not None and not n & 0x3FF and time.monotonic() >= next_draw:
+            next_draw = time.monotonic() + 0.2
+            _draw(n, fin.tell(), size)
+    if fin is not None:
+        _draw(n, size, size)
+
+
+def _draw(n: int, done: int, size: int) -> None:
+    frac = min(1.0, done / size) if size else 1.0
+    bar = "#" * int(frac * 30)
+    sys.stderr.write(f"\r[{bar:<30}] {frac:6.1%} {n:,} records")
+    sys.stderr.flush()

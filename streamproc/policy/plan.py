@@ -1,0 +1,52 @@
+"""The compiled plan: schemas, fingerprint, lineage and the specialised sanitize callable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldLineage:
+    """What happened to one source field (leaf or container)."""
+
+    source_path: str
+    output_path: str | None  # None when dropped
+    action: str
+    privacy_class: str | None
+    tags: tuple[str, ...] = ()
+    origin: str = "annotation"  # annotation | tag:<TAG> | unannotated | container
+    transform: str = ""  # value-free description, e.g. "mask(keep_first=1, ...)"
+    key: str | None = None
+    key_version: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A policy compiled once from an annotated Avro schema; apply with :attr:`sanitize`."""
+
+    schema_file: str
+    source_schema: Any = field(repr=False)
+    source_schema_json: dict[str, Any] = field(repr=False)
+    derived_schema: Any = field(repr=False)
+    derived_schema_json: dict[str, Any] = field(repr=False)
+    fingerprint: str
+    key_versions: Mapping[str, int]
+    lineage: tuple[FieldLineage, ...] = field(repr=False)
+    strict: bool
+    #: ``sanitize(record) -> record``: pure, compiled; raises TransformError naming the field.
+    sanitize: Callable[[dict[str, Any]], dict[str, Any]] = field(repr=False)
+    #: The generated source of the record functions, for debugging the compiler.
+    source_code: str = field(repr=False, default="")
+
+    @property
+    def transformed(self) -> tuple[FieldLineage, ...]:
+        """Lineage of fields whose values are changed (neither kept nor dropped)."""
+        return tuple(
+            f for f in self.lineage if f.action not in ("keep", "drop") and f.origin != "container"
+        )
+
+    @property
+    def dropped(self) -> tuple[FieldLineage, ...]:
+        return tuple(f for f in self.lineage if f.output_path is None)
