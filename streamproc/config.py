@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     )
     schema_registry_url: str | None = None
     metrics_port: int = 9464
+    metrics_addr: str = Field("127.0.0.1", description="bind address of /metrics")
     data_dir: Path = Path(".cache/worker")
     log_level: str = "INFO"
 

@@ -7,6 +7,7 @@ for the session and stops it afterwards. No fake stands in for Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,10 +66,8 @@ def make_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
     yield make
     if created:
         for fut in admin.delete_topics(created).values():
-            try:
+            with contextlib.suppress(Exception):
                 fut.result(timeout=30)
-            except Exception:
-                pass
 
 
 @pytest.fixture

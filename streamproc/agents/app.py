@@ -11,8 +11,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducerService
 
 from streamproc.config import Settings
+
+
+class IdempotentProducer(AIOKafkaProducerService):
+    """Faust's aiokafka producer with idempotence on (Faust enables it only inside
+    transactions): broker-side retries never duplicate or reorder a partition's records."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class StreamprocApp(faust.App):
+    """A Faust app whose producer is idempotent."""
+
+    def _new_producer(self) -> Any:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 @dataclass(frozen=True)
@@ -63,13 +79,13 @@ def create_app(
     tuning: Tuning | None = None,
     processing_guarantee: str = "at_least_once",
     **extra: Any,
-) -> faust.App:
+) -> StreamprocApp:
     """A Faust app on the configured broker, tuned for throughput, web server off."""
     t = tuning or Tuning()
     datadir = settings.data_dir / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.broker.split(","))
-    return faust.App(
+    return StreamprocApp(
         app_id,
         broker=brokers,
         broker_credentials=faust_broker_credentials(settings),

@@ -13,10 +13,20 @@ log = logging.getLogger("streamproc.worker")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run a streamproc Faust worker")
-    p.add_argument("--topology", action="append", default=[], metavar="T.yaml",
-                   help="topology file (repeatable)")
-    p.add_argument("--relay", action="append", default=[], metavar="SRC:DST",
-                   help="passthrough agent copying SRC to DST unchanged (baseline; repeatable)")
+    p.add_argument(
+        "--topology",
+        action="append",
+        default=[],
+        metavar="T.yaml",
+        help="topology file (repeatable)",
+    )
+    p.add_argument(
+        "--relay",
+        action="append",
+        default=[],
+        metavar="SRC:DST",
+        help="passthrough agent copying SRC to DST unchanged (baseline; repeatable)",
+    )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
     p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
@@ -31,10 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from streamproc.agents.app import create_app
     from streamproc.agents.relay import add_relay
 
-    settings = load_settings(broker=args.broker, keyring=args.keyring,
-                             metrics_port=args.metrics_port)
+    settings = load_settings(
+        broker=args.broker, keyring=args.keyring, metrics_port=args.metrics_port
+    )
     if not args.topology and not args.relay:
         raise ConfigError("worker needs at least one --topology or --relay")
+    from streamproc.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
     app = create_app(args.app_id, settings)
     for spec in args.relay:
         source, sep, sink = spec.partition(":")
@@ -44,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.topology:
         from streamproc.agents.wiring import add_topologies
 
-        add_topologies(app, settings, args.topology)
+        add_topologies(app, settings, args.topology, metrics=metrics)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -134,9 +134,7 @@ class BrokerSpec:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
-            "listeners": ",".join(
-                [*listeners, f"CONTROLLER://{self.host}:{self.controller_port}"]
-            ),
+            "listeners": ",".join([*listeners, f"CONTROLLER://{self.host}:{self.controller_port}"]),
             "advertised.listeners": ",".join(listeners),
             "listener.security.protocol.map": ",".join(protocol_map),
             "controller.listener.names": "CONTROLLER",

@@ -13,10 +13,16 @@ def worker_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..
     """Start real worker processes; every one is stopped at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def make(*args: str, name: str = "w", env: dict[str, str] | None = None,
-             start: bool = True) -> WorkerProcess:
-        w = WorkerProcess(args, log_path=tmp_path / f"{name}.log", bootstrap=kafka_bootstrap,
-                          data_dir=tmp_path / f"{name}-data", env=env)
+    def make(
+        *args: str, name: str = "w", env: dict[str, str] | None = None, start: bool = True
+    ) -> WorkerProcess:
+        w = WorkerProcess(
+            args,
+            log_path=tmp_path / f"{name}.log",
+            bootstrap=kafka_bootstrap,
+            data_dir=tmp_path / f"{name}-data",
+            env=env,
+        )
         started.append(w)
         return w.start() if start else w
 

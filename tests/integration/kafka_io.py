@@ -8,10 +8,16 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], *,
-            keys: Iterable[bytes | None] | None = None) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                         "linger.ms": 5})
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | None],
+    *,
+    keys: Iterable[bytes | None] | None = None,
+) -> int:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    )
     n = 0
     key_iter = iter(keys) if keys is not None else None
     for value in values:
@@ -27,11 +33,23 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], *,
     return n
 
 
-def drain(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 60.0,
-          idle: float = 3.0) -> list[Message]:
+def drain(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout: float = 60.0,
+    idle: float = 3.0,
+) -> list[Message]:
     """Read ``topic`` from the beginning until ``expect`` messages (or ``idle`` s of quiet)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drain-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"drain-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     got: list[Message] = []
     deadline = time.monotonic() + timeout

@@ -52,7 +52,9 @@ def test_aiokafka_roundtrip(kafka_bootstrap: str, unique_topic: str) -> None:
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer(
-            unique_topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+            unique_topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
             group_id=f"g-{unique_topic}",
         )
         await consumer.start()

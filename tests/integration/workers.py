@@ -16,13 +16,24 @@ READY_MARK = "[^Worker]: Ready"
 class WorkerProcess:
     """One worker subprocess whose output goes to a log file the test can read."""
 
-    def __init__(self, args: Sequence[str], *, log_path: Path, bootstrap: str,
-                 data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        log_path: Path,
+        bootstrap: str,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.args = list(args)
         self.log_path = log_path
-        self.env = {**os.environ, "STREAMPROC_BROKER": bootstrap,
-                    "STREAMPROC_DATA_DIR": str(data_dir), "STREAMPROC_METRICS_PORT": "0",
-                    **(env or {})}
+        self.env = {
+            **os.environ,
+            "STREAMPROC_BROKER": bootstrap,
+            "STREAMPROC_DATA_DIR": str(data_dir),
+            "STREAMPROC_METRICS_PORT": "0",
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
 
@@ -31,7 +42,10 @@ class WorkerProcess:
         self._offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamproc.cli.main", "worker", *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
         )
         log.close()
         if wait_ready:
@@ -45,7 +59,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
-            text = self.log_text()[self._offset:]
+            text = self.log_text()[self._offset :]
             if mark in text:
                 return
             if self.proc.poll() is not None:

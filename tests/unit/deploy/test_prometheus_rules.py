@@ -21,20 +21,30 @@ def promtool() -> str:
 
 
 def test_rules_are_valid(promtool: str) -> None:
-    out = subprocess.run([promtool, "check", "rules", str(RULES / "rules.yml")],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [promtool, "check", "rules", str(RULES / "rules.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_rules_fire_as_designed(promtool: str) -> None:
-    out = subprocess.run([promtool, "test", "rules", "rules_test.yml"], cwd=RULES,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [promtool, "test", "rules", "rules_test.yml"],
+        cwd=RULES,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_promtool_catches_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: rate(x[5m]\n")
-    out = subprocess.run([promtool, "check", "rules", str(bad)], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [promtool, "check", "rules", str(bad)], capture_output=True, text=True, check=False
+    )
     assert out.returncode != 0

@@ -17,8 +17,14 @@ def test_default_spec_is_single_node_kraft_on_loopback(tmp_path: Path) -> None:
 
 
 def test_secured_spec_adds_scram_listener_and_authorizer(tmp_path: Path) -> None:
-    spec = BrokerSpec(name="sec", port=19092, controller_port=19093, sasl_port=19094,
-                      authorizer=True, scram_users={"admin": "pw"})
+    spec = BrokerSpec(
+        name="sec",
+        port=19092,
+        controller_port=19093,
+        sasl_port=19094,
+        authorizer=True,
+        scram_users={"admin": "pw"},
+    )
     props = spec.properties(tmp_path)
     assert "SASL_PLAINTEXT://127.0.0.1:19094" in props["listeners"]
     assert props["inter.broker.listener.name"] == "INTERNAL"
@@ -27,7 +33,7 @@ def test_secured_spec_adds_scram_listener_and_authorizer(tmp_path: Path) -> None
     assert "User:admin" in props["super.users"].split(";")
     assert props["allow.everyone.if.no.acl.found"] == "false"
     # Passwords live only in the format command, never in the properties file.
-    assert all("pw" != v for v in props.values())
+    assert all(v != "pw" for v in props.values())
 
 
 def test_cluster_ids_are_kafka_uuids() -> None:

@@ -1,0 +1,181 @@
+"""Size bounds checked on Avro binary *before* fastavro decodes it.
+
+fastavro allocates what the data claims: an array header claiming 10^9 items of a type that
+takes zero bytes (``null``, an empty record) makes it build a billion-element list from a
+six-byte payload. A compiled scanner walks the writer schema over the bytes without building
+values and rejects over-limit input. Schemas with no array or map need no scan: every
+string/bytes length is already bounded by the record size (fastavro reads, never preallocates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.errors import DecodeError, OversizeError
+
+Skip = Callable[[bytes, int], int]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds enforced before a payload is decoded (the decoder trusts nothing)."""
+
+    max_record_bytes: int = 1024 * 1024
+    max_string_bytes: int = 256 * 1024
+    max_items: int = 100_000
+
+
+_FIXED_WIDTH = {"null": 0, "boolean": 1, "float": 4, "double": 8}
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = 0
+    acc = 0
+    while True:
+        if pos >= len(buf):
+            raise DecodeError("truncated varint", reason="truncated")
+        b = buf[pos]
+        pos += 1
+        acc |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (acc >> 1) ^ -(acc & 1), pos
+        shift += 7
+        if shift > 63:
+            raise DecodeError("varint longer than 10 bytes", reason="bad_varint")
+
+
+def needs_scan(schema: Any, _seen: set[str] | None = None) -> bool:
+    """True when the schema contains an array or map anywhere."""
+    seen = _seen if _seen is not None else set()
+    if isinstance(schema, list):
+        return any(needs_scan(s, seen) for s in schema)
+    if isinstance(schema, dict):
+        t = schema.get("type")
+        if t in ("array", "map"):
+            return True
+        if t in ("record", "error"):
+            name = schema.get("name", "")
+            if name in seen:
+                return False
+            seen.add(name)
+            return any(needs_scan(f["type"], seen) for f in schema["fields"])
+        return isinstance(t, (dict, list)) and needs_scan(t, seen)
+    return False
+
+
+def compile_bounds(schema: Any, limits: Limits) -> Callable[[bytes], None] | None:
+    """A checker ``check(body)`` for the writer ``schema`` (parsed by fastavro), or None
+    when the schema has no array/map and the record-size bound alone is enough."""
+    if not needs_scan(schema):
+        return None
+    named: dict[str, Skip] = {}
+    max_str = limits.max_string_bytes
+    max_items = limits.max_items
+
+    def build(s: Any) -> Skip:
+        if isinstance(s, str):
+            if s in _FIXED_WIDTH:
+                width = _FIXED_WIDTH[s]
+                return lambda buf, pos: _advance(buf, pos, width)
+            if s in ("int", "long"):
+                return lambda buf, pos: _varint(buf, pos)[1]
+            if s in ("string", "bytes"):
+                return skip_bytes
+            # A named type, possibly recursive: look it up when called.
+            return lambda buf, pos: named[s](buf, pos)
+        if isinstance(s, list):
+            branches = [build(b) for b in s]
+            n = len(branches)
+
+            def skip_union(buf: bytes, pos: int) -> int:
+                idx, pos = _varint(buf, pos)
+                if not 0 <= idx < n:
+                    raise DecodeError("union branch index out of range", reason="bad_union")
+                return branches[idx](buf, pos)
+
+            return skip_union
+        t = s["type"]
+        if t in ("record", "error"):
+            fields: list[Skip] = []
+
+            def skip_record(buf: bytes, pos: int) -> int:
+                for f in fields:
+                    pos = f(buf, pos)
+                return pos
+
+            named[s["name"]] = skip_record
+            fields.extend(build(f["type"]) for f in s["fields"])
+            return skip_record
+        if t == "enum":
+            symbols = len(s["symbols"])
+
+            def skip_enum(buf: bytes, pos: int) -> int:
+                idx, pos = _varint(buf, pos)
+                if not 0 <= idx < symbols:
+                    raise DecodeError("enum index out of range", reason="bad_enum")
+                return pos
+
+            named[s["name"]] = skip_enum
+            return skip_enum
+        if t == "fixed":
+            size = s["size"]
+
+            def skip_fixed(buf: bytes, pos: int) -> int:
+                return _advance(buf, pos, size)
+
+            named[s["name"]] = skip_fixed
+            return skip_fixed
+        if t in ("array", "map"):
+            item = build(s["items"] if t == "array" else s["values"])
+            is_map = t == "map"
+
+            def skip_blocks(buf: bytes, pos: int) -> int:
+                total = 0
+                while True:
+                    count, pos = _varint(buf, pos)
+                    if count == 0:
+                        return pos
+                    if count < 0:
+                        count = -count
+                        _, pos = _varint(buf, pos)  # block byte size; items still walked
+                    total += count
+                    if total > max_items:
+                        raise OversizeError(
+                            f"{t} claims more than {max_items} items", reason="oversize_items"
+                        )
+                    for _ in range(count):
+                        if is_map:
+                            pos = skip_bytes(buf, pos)
+                        pos = item(buf, pos)
+
+            return skip_blocks
+        # Primitive written as {"type": "long", "logicalType": ...}
+        return build(t)
+
+    def skip_bytes(buf: bytes, pos: int) -> int:
+        n, pos = _varint(buf, pos)
+        if n < 0:
+            raise DecodeError("negative length", reason="bad_length")
+        if n > max_str:
+            raise OversizeError(
+                f"string/bytes of {n} bytes over the {max_str} limit", reason="oversize_string"
+            )
+        return _advance(buf, pos, n)
+
+    root = build(schema)
+
+    def check(body: bytes) -> None:
+        end = root(body, 0)
+        if end != len(body):
+            raise DecodeError("trailing bytes after the record", reason="trailing_bytes")
+
+    return check
+
+
+def _advance(buf: bytes, pos: int, n: int) -> int:
+    end = pos + n
+    if end > len(buf):
+        raise DecodeError("truncated value", reason="truncated")
+    return end
