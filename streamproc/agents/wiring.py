@@ -1,0 +1,124 @@
+"""Build a worker's agents from topology files (compile everything once, at start-up)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streamproc.config import Settings
+from streamproc.errors import ConfigError
+from streamproc.metrics import WorkerMetrics
+from streamproc.topology import Topology, load_topology
+
+log = logging.getLogger("streamproc.worker")
+
+
+def registry_client(url: str | None) -> Any | None:
+    """A Confluent Schema Registry client (``mock://`` gives confluent-kafka's in-memory one)."""
+    if not url:
+        return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient.new_client({"url": url})
+
+
+def build_flow(topology: Topology, settings: Settings, keyring: Any) -> Any:
+    """Compile one sanitize topology into a SanitizeFlow (plan, codecs, registry)."""
+    from fastavro import parse_schema
+
+    from streamproc.avro.schema import read_schema_json
+    from streamproc.flow import SanitizeFlow
+    from streamproc.policy import compile_plan
+
+    plan = compile_plan(
+        topology.source.schema, keyring, strict=topology.strict, tag_actions=topology.tags or None
+    )
+    history = tuple(parse_schema(read_schema_json(p)[0]) for p in topology.source.history)
+    registry = registry_client(topology.registry_url or settings.schema_registry_url)
+    sink_id = None
+    if topology.write_framing == "confluent":
+        if registry is None:
+            raise ConfigError(
+                f"{topology.path}: key 'write_framing': confluent needs a registry "
+                "(key 'registry.url' or STREAMPROC_SCHEMA_REGISTRY_URL)"
+            )
+        from confluent_kafka.schema_registry import Schema
+
+        sink_id = registry.register_schema(
+            f"{topology.sink.topic}-value", Schema(json.dumps(plan.derived_schema_json), "AVRO")
+        )
+    return SanitizeFlow(
+        topology, plan, keyring, history=history, registry=registry, sink_schema_id=sink_id
+    )
+
+
+def add_topologies(
+    app: faust.App,
+    settings: Settings,
+    paths: Sequence[str | Path],
+    *,
+    metrics: WorkerMetrics | None = None,
+) -> WorkerMetrics:
+    """Load, validate and compile every topology, then add its agent to ``app``."""
+    from streamproc.agents.sanitizer import add_sanitizer
+    from streamproc.keys import Keyring
+    from streamproc.lineage import run_event, to_json
+
+    metrics = metrics or WorkerMetrics()
+    topologies = [load_topology(p) for p in paths]
+    names = [t.name for t in topologies]
+    if len(set(names)) != len(names):
+        raise ConfigError("two topologies share a name: " + ", ".join(sorted(names)))
+    keyring = None
+    lineage_events: list[tuple[Topology, str]] = []
+    for topo in topologies:
+        if topo.kind == "detect":
+            from streamproc.agents.detector import add_detector
+
+            add_detector(app, topo, settings, metrics)
+            continue
+        if keyring is None:
+            if settings.keyring is None:
+                raise ConfigError(
+                    "a sanitize topology needs a keyring (--keyring or STREAMPROC_KEYRING)"
+                )
+            keyring = Keyring.load(settings.keyring)
+        flow = build_flow(topo, settings, keyring)
+        add_sanitizer(app, flow, metrics, partitions=topo.source.partitions)
+        event = run_event(
+            topology_name=topo.name,
+            namespace=settings.broker,
+            source_topic=topo.source.topic,
+            sink_topic=topo.sink.topic,
+            lineage=flow.plan.lineage,
+            policy_fingerprint=flow.plan.fingerprint,
+            key_versions=flow.plan.key_versions,
+            run_id=str(uuid.uuid4()),
+        )
+        lineage_events.append((topo, to_json(event)))
+        log.info(
+            "topology %s loaded: %s -> %s (policy %s)",
+            topo.name,
+            topo.source.topic,
+            topo.sink.topic,
+            flow.plan.fingerprint,
+        )
+
+    @app.task
+    async def emit_lineage() -> None:
+        for topo, doc in lineage_events:
+            if topo.lineage_file is not None:
+                topo.lineage_file.parent.mkdir(parents=True, exist_ok=True)
+                with topo.lineage_file.open("a") as fh:
+                    fh.write(doc + "\n")
+            if topo.lineage_topic:
+                topic = app.topic(topo.lineage_topic, value_serializer="raw", partitions=1)
+                await topic.send(key=topo.name.encode(), value=doc.encode())
+
+    return metrics

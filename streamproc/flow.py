@@ -1,0 +1,195 @@
+"""One sanitizing flow as a pure function of a message: bytes in, an outcome out.
+
+``SanitizeFlow.process`` is what the Faust agent, ``dlq replay`` and the tests call. It never
+raises for bad input: a record that cannot be decoded, sanitized or encoded becomes a
+:class:`DeadLetter` whose payload is sealed with the keyring's quarantine key, with reason
+headers that carry field paths and coordinates, never values.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.avro.codec import Decoder, Encoder, WriterSchemas
+from streamproc.errors import RecordError
+from streamproc.keys import Keyring
+from streamproc.topology import Topology
+
+Headers = list[tuple[str, bytes]]
+
+# Header names (the contract consumers, dlq tools and dedup rely on).
+H_SOURCE_TOPIC = "streamproc.source.topic"
+H_SOURCE_PARTITION = "streamproc.source.partition"
+H_SOURCE_OFFSET = "streamproc.source.offset"
+H_WRITER_FP = "streamproc.writer.fingerprint"
+H_POLICY_FP = "streamproc.policy.fingerprint"
+H_KEY_VERSIONS = "streamproc.key.versions"
+H_DLQ_REASON = "streamproc.dlq.reason"
+H_DLQ_ERROR = "streamproc.dlq.error"
+H_DLQ_TIME = "streamproc.dlq.time"
+H_DLQ_TOPOLOGY = "streamproc.dlq.topology"
+H_DLQ_KEY = "streamproc.dlq.key"
+H_SOURCE_TIMESTAMP = "streamproc.source.timestamp"
+
+KEY_PSEUDONYM_KEY = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Sanitized:
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: None
+    value: bytes
+    headers: Headers
+    reason: str
+
+
+Outcome = Sanitized | DeadLetter
+
+
+def dlq_aad(topic: str, partition: int, offset: int) -> bytes:
+    """Associated data binding a quarantined payload to its source coordinates."""
+    return f"{topic}/{partition}/{offset}".encode()
+
+
+def seal_envelope(key: bytes | None, value: bytes | None) -> bytes:
+    """Key and value of a quarantined record in one plaintext (length-prefixed; -1 = null)."""
+    head = struct.pack(">ii", -1 if key is None else len(key), -1 if value is None else 0)
+    return head + (key or b"") + (value or b"")
+
+
+def open_envelope(plain: bytes) -> tuple[bytes | None, bytes | None]:
+    klen, vflag = struct.unpack_from(">ii", plain, 0)
+    rest = plain[8:]
+    key = None if klen < 0 else rest[:klen]
+    value = None if vflag < 0 else rest[max(klen, 0) :]
+    return key, value
+
+
+@dataclass
+class FlowStats:
+    """Counters the agent exports as metrics (labels: reasons and action names only)."""
+
+    records_in: int = 0
+    records_out: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    transforms: Counter[str] = field(default_factory=Counter)
+
+
+class SanitizeFlow:
+    """Decode -> compiled plan -> encode for one topology, compiled once at start-up."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        plan: Any,
+        keyring: Keyring,
+        *,
+        history: tuple[Any, ...] = (),
+        registry: Any | None = None,
+        sink_schema_id: int | None = None,
+    ) -> None:
+        self.topology = topology
+        self.plan = plan
+        self.keyring = keyring
+        schemas = WriterSchemas(
+            plan.source_schema, history, registry=registry, limits=topology.limits
+        )
+        self.decoder = Decoder(schemas, topology.framing)
+        self.encoder = Encoder(plan.derived_schema, topology.write_framing, sink_schema_id)
+        self.stats = FlowStats()
+        versions = ",".join(f"{k}={v}" for k, v in sorted(plan.key_versions.items()))
+        self._static_headers: Headers = [
+            (H_POLICY_FP, plan.fingerprint.encode()),
+            (H_KEY_VERSIONS, versions.encode()),
+        ]
+        self._writer_fp_header: dict[int, tuple[str, bytes]] = {}
+        # Which transform actions one record passes through (lineage is fixed per plan).
+        self.actions_per_record = Counter(
+            f.action for f in plan.lineage if f.action not in ("keep",)
+        )
+        # Record keys may identify a person too: pseudonymize them (keyed, deterministic, so
+        # partitioning by key and per-key order survive).
+        self._key_version, self._key_secret = keyring.subkey(KEY_PSEUDONYM_KEY, "pseudonymize")
+        self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
+
+    def key_pseudonym(self, key: bytes | None) -> bytes | None:
+        if key is None:
+            return None
+        mac = hmac.digest(self._key_secret, self._key_prefix + key, "sha256")
+        return b"k%d:" % self._key_version + base64.urlsafe_b64encode(mac[:16])[:22]
+
+    def process(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int | None = None,
+    ) -> Outcome:
+        self.stats.records_in += 1
+        coords: Headers = [
+            (H_SOURCE_TOPIC, topic.encode()),
+            (H_SOURCE_PARTITION, str(partition).encode()),
+            (H_SOURCE_OFFSET, str(offset).encode()),
+        ]
+        try:
+            if value is None:
+                raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
+            record, ws = self.decoder.decode(value)
+            clean = self.plan.sanitize(record)
+            out = self.encoder.encode(clean)
+        except RecordError as exc:
+            return self._dead_letter(
+                key, value, exc.reason, str(exc), coords, topic, partition, offset
+            )
+        except Exception as exc:  # a bug must not stop the stream nor leak the value
+            return self._dead_letter(
+                key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
+            )
+        fp_header = self._writer_fp_header.get(ws.fingerprint)
+        if fp_header is None:
+            fp_header = (H_WRITER_FP, f"{ws.fingerprint:016x}".encode())
+            self._writer_fp_header[ws.fingerprint] = fp_header
+        headers = [*coords, fp_header, *self._static_headers]
+        if timestamp_ms is not None:
+            headers.append((H_SOURCE_TIMESTAMP, str(timestamp_ms).encode()))
+        self.stats.records_out += 1
+        self.stats.transforms.update(self.actions_per_record)
+        return Sanitized(self.key_pseudonym(key), out, headers)
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        message: str,
+        coords: Headers,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> DeadLetter:
+        self.stats.dead_letters[reason] += 1
+        sealed = self.keyring.seal(seal_envelope(key, value), dlq_aad(topic, partition, offset))
+        headers = [
+            *coords,
+            (H_DLQ_TOPOLOGY, self.topology.name.encode()),
+            (H_DLQ_REASON, reason.encode()),
+            (H_DLQ_ERROR, message.encode()),
+            (H_DLQ_TIME, str(int(time.time() * 1000)).encode()),
+            (H_DLQ_KEY, f"quarantine={self.keyring.current_version('quarantine')}".encode()),
+        ]
+        return DeadLetter(None, sealed, headers, reason)

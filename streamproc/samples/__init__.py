@@ -1,0 +1,1 @@
+"""Synthetic, realistic sample data for the demo, the tests and the benchmarks."""

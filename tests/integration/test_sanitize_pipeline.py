@@ -1,0 +1,197 @@
+"""The main job on the real broker: raw topic -> worker -> sanitized topic + DLQ + lineage.
+
+Canary values sit in every sensitive field; none may appear in the sanitized topic, the
+dead-letter topic, the lineage topic, the metrics output or the worker's log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from fastavro import parse_schema, schemaless_reader
+
+from streamproc.avro.schema import read_schema_json
+from streamproc.flow import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
+from streamproc.keys import Keyring
+from streamproc.policy import compile_plan
+from streamproc.samples.customers import bad_payloads, customer_records, single_object
+from tests.integration.kafka_io import drain, produce
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schemas" / "customer_profile.avsc"
+SCHEMA_V1 = ROOT / "schemas" / "customer_profile.v1.avsc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_topology(tmp: Path, source: str, sink: str, dlq: str, lineage: str) -> Path:
+    doc = {
+        "name": f"customers-{source[-6:]}",
+        "source": {
+            "topic": source,
+            "schema": str(SCHEMA),
+            "history": [str(SCHEMA_V1)],
+            "partitions": 3,
+        },
+        "sink": {"topic": sink},
+        "dead_letter": {"topic": dlq},
+        "framing": "auto",
+        "lineage": {"topic": lineage},
+        "limits": {"max_record_bytes": 64 * 1024},
+    }
+    path = tmp / "customers.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.slow
+def test_end_to_end_50k_with_canaries_and_bad_input(
+    kafka_bootstrap, make_topic, worker_factory, tmp_path
+) -> None:
+    source = make_topic("customers.raw", partitions=3)
+    sink, dlq, lineage = make_topic("clean", 3), make_topic("dlq", 3), make_topic("lineage")
+    keyring_path = tmp_path / "keyring.json"
+    keyring = Keyring.generate()
+    keyring.save(keyring_path)
+    topo = write_topology(tmp_path, source, sink, dlq, lineage)
+    port = free_port()
+    worker = worker_factory(
+        "--topology",
+        str(topo),
+        "--keyring",
+        str(keyring_path),
+        "--app-id",
+        f"e2e-{source}",
+        "--metrics-port",
+        str(port),
+    )
+
+    plan = compile_plan(SCHEMA, keyring)
+    v2 = plan.source_schema
+    v1 = parse_schema(read_schema_json(SCHEMA_V1)[0])
+    n_good = 50_000
+    values, keys, expected_ids = [], [], []
+    bad_every = 5000
+    bad = bad_payloads(
+        v2, next(customer_records(1, seed=99, canary=True))[0], max_record_bytes=64 * 1024
+    )
+    n_bad = 0
+    for i, (rec, is_v1) in enumerate(customer_records(n_good, seed=1, canary=True, v1_every=10)):
+        values.append(single_object(v1 if is_v1 else v2, rec))
+        keys.append(rec["customer_id"].encode())
+        expected_ids.append(plan.sanitize(dict(rec))["customer_id"] if not is_v1 else None)
+        if i % bad_every == 0:
+            _reason, payload = bad[n_bad % len(bad)]
+            values.append(payload)
+            keys.append(b"bad-key")
+            n_bad += 1
+    produce(kafka_bootstrap, source, values, keys=keys)
+
+    out = drain(kafka_bootstrap, sink, expect=n_good, timeout=240)
+    dead = drain(kafka_bootstrap, dlq, expect=n_bad, timeout=60)
+    assert len(out) == n_good
+    assert len(dead) == n_bad
+
+    # Every source offset is accounted for exactly once across sink + DLQ.
+    coords = []
+    for msg in out + dead:
+        h = dict(msg.headers())
+        coords.append((int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET])))
+    assert len(coords) == len(set(coords)) == n_good + n_bad
+
+    # Records decode with the derived schema; ids are the expected pseudonyms.
+    derived = plan.derived_schema
+    got_ids = set()
+    for msg in out:
+        rec = schemaless_reader(io.BytesIO(msg.value()[10:]), derived, None)
+        got_ids.add(rec["customer_id"])
+        assert "full_name" not in rec and "credit_score" not in rec
+    assert {i for i in expected_ids if i is not None} <= got_ids
+    assert len(got_ids) == n_good
+
+    reasons = sorted(dict(m.headers())[H_DLQ_REASON].decode() for m in dead)
+    assert set(reasons) == {r for r, _ in bad[: min(n_bad, len(bad))]}
+
+    lineage_msgs = drain(kafka_bootstrap, lineage, expect=1, timeout=30)
+    event = json.loads(lineage_msgs[0].value())
+    assert (
+        event["outputs"][0]["facets"]["columnLineage"]["fields"]["email"]["inputFields"][0][
+            "transformations"
+        ][0]["masking"]
+        is True
+    )
+
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    assert b"streamproc_records_in_total" in metrics
+    assert b'reason="bad_magic"' in metrics
+
+    worker.stop()
+    blobs = {
+        "sink": b"".join(
+            m.value() + (m.key() or b"") + b"".join(v for _, v in m.headers()) for m in out
+        ),
+        "dlq": b"".join(m.value() + b"".join(v for _, v in m.headers()) for m in dead),
+        "lineage": b"".join(m.value() for m in lineage_msgs),
+        "metrics": metrics,
+        "log": worker.log_text().encode(),
+    }
+    for where, blob in blobs.items():
+        assert b"CANARY" not in blob, where
+    assert b"dead letter: topology=" in blobs["log"]  # the log does report DLQ events
+
+
+def test_worker_survives_bad_input_and_keeps_serving(
+    kafka_bootstrap, make_topic, worker_factory, tmp_path
+) -> None:
+    source = make_topic("customers.raw", partitions=3)
+    sink, dlq, lineage = make_topic("clean", 3), make_topic("dlq", 3), make_topic("lineage")
+    keyring = Keyring.generate()
+    keyring.save(tmp_path / "keyring.json")
+    topo = write_topology(tmp_path, source, sink, dlq, lineage)
+    worker_factory(
+        "--topology",
+        str(topo),
+        "--keyring",
+        str(tmp_path / "keyring.json"),
+        "--app-id",
+        f"bad-{source}",
+    )
+    v2 = compile_plan(SCHEMA, keyring).source_schema
+    trap = parse_schema(
+        {
+            "type": "record",
+            "name": "Trap",
+            "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
+        }
+    )
+    rng = random.Random(3)
+    good = [rec for rec, _ in customer_records(20, seed=rng.randrange(1000))]
+    bad = bad_payloads(v2, good[0], max_record_bytes=64 * 1024, trap_schema=trap)
+    values = []
+    for i, (_, payload) in enumerate(bad):
+        values.append(single_object(v2, good[i]))
+        values.append(payload)
+    produce(kafka_bootstrap, source, values)
+    out = drain(kafka_bootstrap, sink, expect=len(bad), timeout=60)
+    dead = drain(kafka_bootstrap, dlq, expect=len(bad), timeout=60)
+    assert len(out) == len(bad)
+    got = sorted(dict(m.headers())[H_DLQ_REASON].decode() for m in dead)
+    # The trap schema is unknown to this topology: it is rejected before any decoding.
+    expected = sorted("unknown_schema" if r == "oversize_items" else r for r, _ in bad)
+    assert got == expected
+    # Still serving after the bad batch.
+    produce(kafka_bootstrap, source, [single_object(v2, good[-1])])
+    assert len(drain(kafka_bootstrap, sink, expect=len(bad) + 1, timeout=60)) == len(bad) + 1
