@@ -13,15 +13,77 @@ seeded one; production uses ``secrets.SystemRandom`` (the OS CSPRNG).
 from __future__ import annotations
 
 import math
+import os
+import random
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class RandomSource(Protocol):
     def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int: ...
 
     def getrandbits(self, k: int, /) -> int: ...
+
+
+class BufferedSystemRandom(random.Random):
+    """OS CSPRNG bits (``os.urandom``), fetched 4 KiB at a time.
+
+    ``secrets.SystemRandom`` makes one system call per draw, and an exact sampler makes a dozen
+    draws per value; buffering keeps the same source at a fraction of the cost. Not seedable.
+    """
+
+    _CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        super().__init__()
+
+    def seed(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def getstate(self) -> tuple[Any, ...]:
+        raise NotImplementedError("a CSPRNG has no state to save")
+
+    def setstate(self, state: tuple[Any, ...]) -> None:
+        raise NotImplementedError("a CSPRNG has no state to restore")
+
+    def _take(self, n: int) -> bytes:
+        if self._pos + n > len(self._buf):
+            self._buf = os.urandom(max(self._CHUNK, n))
+            self._pos = 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def getrandbits(self, k: int, /) -> int:
+        if k < 0:
+            raise ValueError("number of bits must be non-negative")
+        if k == 0:
+            return 0
+        n = (k + 7) // 8
+        return int.from_bytes(self._take(n), "big") >> (n * 8 - k)
+
+    def random(self) -> float:
+        return (int.from_bytes(self._take(7), "big") >> 3) * 2.0**-53
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        if stop is not None or step != 1 or start <= 0:
+            return super().randrange(start, stop, step)
+        # Fast path for randrange(n): rejection sampling on k-bit draws (no modulo bias).
+        k = start.bit_length()
+        n = (k + 7) // 8
+        shift = n * 8 - k
+        while True:
+            pos = self._pos
+            if pos + n > len(self._buf):
+                self._buf = os.urandom(max(self._CHUNK, n))
+                pos = 0
+            self._pos = pos + n
+            r = int.from_bytes(self._buf[pos : pos + n], "big") >> shift
+            if r < start:
+                return r
 
 
 def bernoulli_exp_le1(num: int, den: int, rng: RandomSource) -> bool:

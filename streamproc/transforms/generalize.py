@@ -94,10 +94,15 @@ class Generalize(Transform):
             return bucket_int
         if kind == base.FLOAT:
             fwidth = float(self.bucket or 1)
-            floor = math.floor
+            floor, isfinite = math.floor, math.isfinite
 
             def bucket_float(value: float) -> float:
-                return float(floor(value / fwidth) * fwidth)
+                q = value / fwidth
+                if not isfinite(q):
+                    # inf/nan, or a value so large that float precision is coarser than
+                    # the bucket: there is nothing left to coarsen.
+                    return value
+                return float(floor(q) * fwidth)
 
             return bucket_float
         if kind == base.DECIMAL:

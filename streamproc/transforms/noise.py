@@ -10,7 +10,6 @@ results are kept inside the Avro type's range (post-processing, no privacy cost)
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -24,7 +23,12 @@ from streamproc.transforms.base import (
     ValueFn,
     ValueType,
 )
-from streamproc.transforms.dp import DiscreteGaussian, DiscreteLaplace, gaussian_sigma
+from streamproc.transforms.dp import (
+    BufferedSystemRandom,
+    DiscreteGaussian,
+    DiscreteLaplace,
+    gaussian_sigma,
+)
 from streamproc.transforms.registry import register
 
 GRID_BITS = 20  # grid step ~ scale / 2**20
@@ -92,7 +96,7 @@ class Noise(Transform):
 
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
         cal = self.calibrate(vtype)
-        rng = res.rng if res.rng is not None else secrets.SystemRandom()
+        rng = res.rng if res.rng is not None else BufferedSystemRandom()
         sample = cal.sampler.sample
         lo, hi = self.clamp if self.clamp is not None else (-math.inf, math.inf)
         if vtype.kind == base.INTEGER:
