@@ -1,0 +1,176 @@
+"""``streamproc detector train|score|evaluate``: the access-anomaly detector offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamproc.errors import DetectorError
+
+if TYPE_CHECKING:
+    from streamproc.detector.pipeline import Scorer
+
+log = logging.getLogger("streamproc.detector")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detector", help="access-anomaly detector: train, score, evaluate")
+    ds = p.add_subparsers(dest="detector_command", metavar="ACTION", required=True)
+
+    t = ds.add_parser("train", help="fit the isolation forest on baseline access events")
+    t.add_argument("--events", required=True, type=Path, help="baseline events (JSON lines)")
+    t.add_argument("--model", required=True, type=Path, help="where to write MODEL.skops")
+    t.add_argument(
+        "--target-fpr",
+        type=float,
+        default=0.01,
+        help="false-positive rate on held-back normal events (default 0.01)",
+    )
+    t.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="later fraction of the baseline held back for calibration",
+    )
+    t.add_argument(
+        "--min-history",
+        type=int,
+        default=50,
+        help="events per principal before it is judged (warm-up)",
+    )
+    t.add_argument(
+        "--warmup-days",
+        type=float,
+        default=7.0,
+        help="days of a principal's history before it is judged (warm-up)",
+    )
+    t.add_argument("--trees", type=int, default=100)
+    t.add_argument("--max-samples", type=int, default=512)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_train)
+
+    s = ds.add_parser("score", help="score access events in time order, one line per event")
+    s.add_argument("--model", required=True, type=Path)
+    s.add_argument("--events", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path, help="SCORES.jsonl (input order)")
+    s.add_argument(
+        "--containments",
+        type=Path,
+        default=None,
+        help="also write the containment messages (JSON lines)",
+    )
+    s.add_argument(
+        "--cooldown-min",
+        type=float,
+        default=30.0,
+        help="minutes without a flag before a principal can alert again",
+    )
+    s.add_argument(
+        "--threshold", type=float, default=None, help="override the calibrated threshold"
+    )
+    s.set_defaults(func=_score)
+
+    e = ds.add_parser("evaluate", help="ROC-AUC, PR-AUC, recall, flag rate on labelled events")
+    e.add_argument("--model", required=True, type=Path)
+    e.add_argument("--events", required=True, type=Path, help="labelled events (JSON lines)")
+    e.add_argument(
+        "--plot", type=Path, default=None, help="ROC/PR PNG (default: next to the events, .roc.png)"
+    )
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument("--threshold", type=float, default=None)
+    e.set_defaults(func=_evaluate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from streamproc.detector.events import read_events
+    from streamproc.detector.model import Detector, ForestParams
+
+    events = read_events(args.events)
+    det = Detector.train(
+        events,
+        target_fpr=args.target_fpr,
+        holdout=args.holdout,
+        min_history=args.min_history,
+        min_age_ms=int(args.warmup_days * 86_400_000),
+        params=ForestParams(
+            n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed
+        ),
+    )
+    det.save(args.model)
+    tr = det.trained
+    print(
+        f"model {det.model_version} -> {args.model}: {tr['principals']} principals, "
+        f"{tr['fit_rows']} events fitted, {tr['holdout_rows']} held back; "
+        f"threshold {det.threshold:.4f} at target FPR {det.target_fpr}"
+    )
+    return 0
+
+
+def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
+    from streamproc.detector.decide import Decider
+    from streamproc.detector.model import Detector
+    from streamproc.detector.pipeline import Scorer
+
+    det = Detector.load(args.model)
+    kw: dict[str, Any] = {"cooldown_ms": int(cooldown_min * 60_000)}
+    if args.threshold is not None:
+        kw["threshold"] = args.threshold
+    return Scorer(det, Decider.from_detector(det, **kw))
+
+
+def _score(args: argparse.Namespace) -> int:
+    from streamproc.detector.events import read_events
+
+    scorer = _scorer(args, args.cooldown_min)
+    events = read_events(args.events)
+    result = scorer.process(events, {})
+    try:
+        with args.out.open("w", encoding="utf-8") as fh:
+            for s in result.scored:
+                line = {
+                    "event_id": s.event.event_id,
+                    "score": round(s.score, 6),
+                    "anomalous": s.flagged,
+                    "reasons": [r.text for r in s.reasons],
+                }
+                fh.write(json.dumps(line) + "\n")
+        if args.containments is not None:
+            with args.containments.open("w", encoding="utf-8") as fh:
+                for c in result.containments:
+                    fh.write(json.dumps(c.to_avro_dict()) + "\n")
+    except OSError as exc:
+        raise DetectorError(f"cannot write output: {exc.strerror}") from None
+    n_flag = sum(s.flagged for s in result.scored)
+    print(
+        f"{len(events)} events scored, {n_flag} anomalous, "
+        f"{len(result.containments)} containments -> {args.out}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from streamproc.detector.evaluate import evaluate_rows, plot_roc_pr
+    from streamproc.detector.events import iter_jsonl
+
+    scorer = _scorer(args)
+    rows = list(iter_jsonl(args.events))
+    ev = evaluate_rows(scorer, rows)
+    plot = args.plot or args.events.with_suffix(".roc.png")
+    plot_roc_pr(
+        ev.scores,
+        ev.labels,
+        plot,
+        threshold=scorer.decider.threshold,
+        title=f"{args.events.name} - model {scorer.detector.model_version}",
+    )
+    if args.json:
+        json.dump(ev.report.to_dict() | {"plot": str(plot)}, sys.stdout, indent=2)
+        print()
+    else:
+        print(ev.report.render())
+        print(f"plot              {plot}")
+    return 0

@@ -1,0 +1,98 @@
+"""Vectorised evaluation of a fitted scikit-learn IsolationForest.
+
+``IsolationForest.score_samples`` walks each tree separately (about a millisecond per call
+even for one row), too slow per event on the stream path. :class:`CompiledForest` flattens
+all trees into node arrays once and walks every (row, tree) pair level by level with numpy,
+giving the same scores as ``-forest.score_samples(X)`` (the paper's anomaly score ``s``,
+higher = more anomalous) at a fraction of the cost, especially on micro-batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from streamproc.errors import DetectorError
+
+
+def average_path_length(n: np.ndarray) -> np.ndarray:
+    """c(n): mean path length of an unsuccessful BST search among ``n`` points (paper eq. 1)."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+class CompiledForest:
+    """The trees of a fitted IsolationForest as flat arrays; ``score(X)`` is vectorised."""
+
+    def __init__(self, forest: IsolationForest) -> None:
+        try:
+            estimators = forest.estimators_
+            features = forest.estimators_features_
+            max_samples = int(forest.max_samples_)
+            n_features = int(forest.n_features_in_)
+        except AttributeError:
+            raise DetectorError("isolation forest is not fitted") from None
+        feat, thr, left, right, value, roots = [], [], [], [], [], []
+        offset = 0
+        depth = 0
+        for est, cols in zip(estimators, features, strict=True):
+            t = est.tree_
+            n = t.node_count
+            is_leaf = t.children_left == -1
+            idx = np.arange(n)
+            f = np.where(is_leaf, 0, t.feature)
+            # sklearn fits on X[:, cols] only when it subsamples features
+            if len(cols) != n_features or not np.array_equal(cols, np.arange(n_features)):
+                f = np.asarray(cols)[f]
+            node_depth = t.compute_node_depths()  # root = 1
+            feat.append(f)
+            thr.append(np.where(is_leaf, np.inf, t.threshold))
+            left.append(np.where(is_leaf, idx, t.children_left) + offset)
+            right.append(np.where(is_leaf, idx, t.children_right) + offset)
+            value.append(
+                np.where(is_leaf, node_depth - 1.0 + average_path_length(t.n_node_samples), 0.0)
+            )
+            roots.append(offset)
+            offset += n
+            depth = max(depth, int(t.max_depth))
+        self.feature = np.concatenate(feat).astype(np.intp)
+        self.threshold = np.concatenate(thr).astype(np.float64)
+        self.left = np.concatenate(left).astype(np.intp)
+        self.right = np.concatenate(right).astype(np.intp)
+        self.value = np.concatenate(value).astype(np.float64)
+        self.roots = np.asarray(roots, dtype=np.intp)
+        self.depth = depth
+        self.n_features = n_features
+        self.n_trees = len(roots)
+        self._norm = float(self.n_trees * average_path_length(np.array([max_samples]))[0])
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """Global leaf index per (row, tree), shape ``(n_rows, n_trees)``."""
+        # sklearn compares float32 features with float64 thresholds; do the same.
+        Xf = np.ascontiguousarray(X, dtype=np.float32).astype(np.float64)
+        n = Xf.shape[0]
+        flat = Xf.ravel()
+        row_base = (np.arange(n, dtype=np.intp) * self.n_features)[:, None]
+        nodes = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        for _ in range(self.depth):
+            go_left = flat[row_base + self.feature[nodes]] <= self.threshold[nodes]
+            nodes = np.where(go_left, self.left[nodes], self.right[nodes])
+        return nodes
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly scores in (0, 1] for the rows of ``X`` (equal to ``-score_samples``)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise DetectorError(
+                f"feature matrix must have shape (n, {self.n_features}), got {X.shape}"
+            )
+        if X.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        depth_sum = self.value[self.leaves(X)].sum(axis=1)
+        if self._norm == 0.0:
+            return np.ones(X.shape[0], dtype=np.float64)
+        return np.asarray(2.0 ** (-depth_sum / self._norm), dtype=np.float64)

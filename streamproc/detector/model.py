@@ -1,0 +1,285 @@
+"""The detector: an isolation forest over access features, trained, scored and persisted.
+
+A :class:`Detector` only *scores* (higher = more anomalous, the isolation-forest score ``s``
+in (0, 1]); it also carries what training measured about normal traffic -- the threshold
+calibrated to a target false-positive rate on held-back normal events and per-feature
+reference quantiles for explanations -- for the decision side (:mod:`.decide`) to use.
+
+Models are persisted with skops (never pickle: loading a pickle runs code). Loading accepts
+only the types listed in :data:`TRUSTED_TYPES` and refuses anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from streamproc.detector.events import AccessEvent
+from streamproc.detector.features import (
+    FEATURE_BOUNDS,
+    FEATURE_NAMES,
+    FeatureConfig,
+    FeatureExtractor,
+    featurize,
+)
+from streamproc.detector.forest import CompiledForest
+from streamproc.errors import DetectorError, ModelLoadError
+
+MODEL_FORMAT = "streamproc.detector/1"
+#: Types skops may instantiate when loading a model beyond its built-in safe set.
+TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
+
+
+@dataclass(frozen=True, slots=True)
+class ForestParams:
+    """Isolation-forest hyper-parameters (Liu, Ting, Zhou 2008: t=100, psi=256)."""
+
+    n_estimators: int = 100
+    max_samples: int = 512
+    random_state: int = 0
+    background: float = 0.02  # uniform points over FEATURE_BOUNDS, as a fraction of fit rows
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureReference:
+    """Per-feature quantiles of normal training traffic, used to explain a score."""
+
+    low: tuple[float, ...]  # 1st percentile
+    median: tuple[float, ...]
+    high: tuple[float, ...]  # 99th percentile
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> FeatureReference:
+        q = np.quantile(X, [0.01, 0.5, 0.99], axis=0)
+        return cls(tuple(map(float, q[0])), tuple(map(float, q[1])), tuple(map(float, q[2])))
+
+
+class Detector:
+    """A fitted isolation forest plus the feature configuration it was trained with."""
+
+    def __init__(
+        self,
+        forest: IsolationForest,
+        *,
+        feature_config: FeatureConfig,
+        threshold: float,
+        target_fpr: float,
+        reference: FeatureReference,
+        min_history: int,
+        min_age_ms: int,
+        model_version: str,
+        trained: dict[str, Any] | None = None,
+    ) -> None:
+        if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
+            raise DetectorError(
+                f"forest expects {getattr(forest, 'n_features_in_', '?')} features, "
+                f"the feature code produces {len(FEATURE_NAMES)}"
+            )
+        self.forest = forest
+        self.feature_config = feature_config
+        self.threshold = float(threshold)
+        self.target_fpr = float(target_fpr)
+        self.reference = reference
+        self.min_history = int(min_history)
+        self.min_age_ms = int(min_age_ms)
+        self.model_version = model_version
+        self.trained = dict(trained or {})
+        self._compiled = CompiledForest(forest)
+
+    # --- scoring ---------------------------------------------------------------------------
+    def extractor(self) -> FeatureExtractor:
+        """A feature extractor configured as at training time."""
+        return FeatureExtractor(self.feature_config)
+
+    def score(self, features: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Anomaly scores (higher = more anomalous) of one feature row or a 2-D batch.
+
+        Always returns a 1-D array; score a micro-batch at once on the stream path, a
+        single row costs about as much as a few dozen rows.
+        """
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        return self._compiled.score(X)
+
+    def score_one(self, features: Sequence[float]) -> float:
+        """Anomaly score of a single feature row."""
+        return float(self.score(features)[0])
+
+    # --- training --------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        events: Sequence[AccessEvent],
+        *,
+        target_fpr: float = 0.01,
+        holdout: float = 0.2,
+        min_history: int = 50,
+        min_age_ms: int = 7 * 86_400_000,
+        params: ForestParams | None = None,
+        feature_config: FeatureConfig | None = None,
+    ) -> Detector:
+        """Fit on baseline ``events``; calibrate the threshold on a held-back part.
+
+        A principal's warm-up -- its first ``min_history`` events and its first
+        ``min_age_ms`` of event time, when everything is new -- is neither trained on nor
+        calibrated on (and the decider does not judge it). A random ``holdout`` fraction of the
+        remaining events is held back; the forest is fitted on the rest, and the threshold is the
+        ``1 - target_fpr`` quantile of the held-back events' scores.
+        """
+        if not 0.0 < target_fpr < 0.5:
+            raise DetectorError("target_fpr must be in (0, 0.5)")
+        if not 0.0 < holdout < 1.0:
+            raise DetectorError("holdout must be in (0, 1)")
+        p = params or ForestParams()
+        fc = feature_config or FeatureConfig()
+        batch = featurize(FeatureExtractor(fc), events)
+        ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
+        mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
+        # A random (seeded) hold-out spans the whole baseline, young and mature states alike,
+        # so the calibrated rate carries over to traffic that starts from fresh state.
+        mature = np.random.default_rng(p.random_state).permutation(mature)
+        n_hold = int(len(mature) * holdout)
+        n_fit = len(mature) - n_hold
+        if n_fit < 2 * p.max_samples or n_hold < 20 / target_fpr:
+            raise DetectorError(
+                f"not enough baseline events past warm-up: {n_fit} to fit (need "
+                f"{2 * p.max_samples}), {n_hold} held back (need {int(20 / target_fpr)})"
+            )
+        X_fit = batch.X[mature[:n_fit]]
+        X_hold = batch.X[mature[n_fit:]]
+        X_train = X_fit
+        if p.background > 0:
+            # Without a background the forest treats a value far beyond the training range
+            # like the most extreme training value; a thin uniform cover of each feature's
+            # meaningful range lets such values isolate in few splits.
+            rng = np.random.default_rng(p.random_state)
+            lo = np.minimum(np.array([b[0] for b in FEATURE_BOUNDS]), X_fit.min(axis=0))
+            hi = np.maximum(np.array([b[1] for b in FEATURE_BOUNDS]), X_fit.max(axis=0))
+            bg = rng.uniform(lo, hi, size=(int(n_fit * p.background), len(FEATURE_NAMES)))
+            X_train = np.vstack([X_fit, bg])
+        forest = IsolationForest(
+            n_estimators=p.n_estimators,
+            max_samples=min(p.max_samples, len(X_train)),
+            random_state=p.random_state,
+        ).fit(X_train)
+        compiled = CompiledForest(forest)
+        threshold = float(np.quantile(compiled.score(X_hold), 1.0 - target_fpr))
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(X_fit).tobytes())
+        digest.update(
+            json.dumps(
+                [
+                    p.n_estimators,
+                    p.max_samples,
+                    p.random_state,
+                    p.background,
+                    fc.to_dict(),
+                    FEATURE_NAMES,
+                ]
+            ).encode()
+        )
+        return cls(
+            forest,
+            feature_config=fc,
+            threshold=threshold,
+            target_fpr=target_fpr,
+            reference=FeatureReference.of(X_fit),
+            min_history=min_history,
+            min_age_ms=min_age_ms,
+            model_version=f"iforest-{digest.hexdigest()[:12]}",
+            trained={
+                "events": len(events),
+                "fit_rows": int(n_fit),
+                "holdout_rows": int(n_hold),
+                "principals": len({e.principal for e in events}),
+                "first_ts": int(ts.min()) if len(ts) else 0,
+                "last_ts": int(ts.max()) if len(ts) else 0,
+                "n_estimators": p.n_estimators,
+                "max_samples": p.max_samples,
+                "random_state": p.random_state,
+                "background": p.background,
+            },
+        )
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the model with skops."""
+        import skops.io as sio
+
+        obj = {
+            "format": MODEL_FORMAT,
+            "forest": self.forest,
+            "feature_names": list(FEATURE_NAMES),
+            "feature_config": self.feature_config.to_dict(),
+            "threshold": self.threshold,
+            "target_fpr": self.target_fpr,
+            "reference": {
+                "low": list(self.reference.low),
+                "median": list(self.reference.median),
+                "high": list(self.reference.high),
+            },
+            "min_history": self.min_history,
+            "min_age_ms": self.min_age_ms,
+            "model_version": self.model_version,
+            "trained": json.dumps(self.trained, sort_keys=True),
+        }
+        try:
+            sio.dump(obj, Path(path))
+        except OSError as exc:
+            raise DetectorError(f"cannot write model {path}: {exc.strerror}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Detector:
+        """Load a model written by :meth:`save`; refuses untrusted types and other formats."""
+        import skops.io as sio
+
+        p = Path(path)
+        if not p.is_file():
+            raise ModelLoadError(f"model file {p} does not exist")
+        try:
+            untrusted = set(sio.get_untrusted_types(file=p))
+        except Exception:
+            raise ModelLoadError(f"model file {p} is not a skops file") from None
+        refused = sorted(untrusted - TRUSTED_TYPES)
+        if refused:
+            raise ModelLoadError(f"model file {p} contains untrusted types: {', '.join(refused)}")
+        try:
+            obj = sio.load(p, trusted=sorted(untrusted))
+        except Exception:
+            raise ModelLoadError(f"model file {p} cannot be loaded") from None
+        if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+            raise ModelLoadError(f"model file {p} is not a {MODEL_FORMAT} model")
+        if list(obj.get("feature_names", [])) != list(FEATURE_NAMES):
+            raise ModelLoadError(
+                f"model file {p} was trained on other features than this version computes"
+            )
+        forest = obj.get("forest")
+        if not isinstance(forest, IsolationForest):
+            raise ModelLoadError(f"model file {p} does not hold an IsolationForest")
+        try:
+            ref = obj["reference"]
+            return cls(
+                forest,
+                feature_config=FeatureConfig.from_dict(dict(obj["feature_config"])),
+                threshold=float(obj["threshold"]),
+                target_fpr=float(obj["target_fpr"]),
+                reference=FeatureReference(
+                    tuple(map(float, ref["low"])),
+                    tuple(map(float, ref["median"])),
+                    tuple(map(float, ref["high"])),
+                ),
+                min_history=int(obj["min_history"]),
+                min_age_ms=int(obj["min_age_ms"]),
+                model_version=str(obj["model_version"]),
+                trained=json.loads(obj["trained"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"model file {p} lacks or garbles a field") from exc

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from streamproc.detector.events import AccessEvent
+from streamproc.detector.features import (
+    FEATURE_BOUNDS,
+    FEATURE_NAMES,
+    FeatureConfig,
+    FeatureExtractor,
+    PrincipalState,
+    extract,
+    featurize,
+    time_bin,
+)
+from streamproc.errors import DetectorError
+
+T0 = 1_709_546_400_000  # Monday 2024-03-04 10:00 UTC
+MIN = 60_000
+IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
+
+
+def ev(
+    i: int,
+    ts: int,
+    *,
+    dataset: str = "sales.orders",
+    action: str = "READ",
+    rows: int = 100,
+    ip: str = "10.1.2.3",
+    success: bool = True,
+    principal: str = "p",
+) -> AccessEvent:
+    return AccessEvent(f"e{i}", ts, principal, dataset, action, rows, rows * 50, ip, success)
+
+
+def routine(n: int = 300) -> list[AccessEvent]:
+    """A principal reading two datasets during office hours on weekdays."""
+    out = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        day = i // 30
+        ts = T0 + (day + 2 * (day // 5)) * 86_400_000 + (i % 30) * 10 * MIN
+        out.append(ev(i, ts, dataset=("a", "b")[i % 2], rows=int(rng.integers(80, 130))))
+    return out
+
+
+def run(
+    events: list[AccessEvent], st: PrincipalState | None = None
+) -> tuple[np.ndarray, PrincipalState]:
+    fx = FeatureExtractor()
+    st = st or PrincipalState()
+    rows = [fx.update(st, e) for e in events]
+    return np.array(rows), st
+
+
+def test_names_and_bounds_agree() -> None:
+    assert len(FEATURE_NAMES) == len(FEATURE_BOUNDS) == len(set(FEATURE_NAMES))
+    assert all(lo < hi for lo, hi in FEATURE_BOUNDS)
+
+
+def test_deterministic_and_finite() -> None:
+    a, _ = run(routine())
+    b, _ = run(routine())
+    assert np.array_equal(a, b)
+    assert np.isfinite(a).all()
+
+
+def test_state_round_trip_through_json_continues_identically() -> None:
+    events = routine(400)
+    full, _ = run(events)
+    _, st = run(events[:250])
+    restored = PrincipalState.from_dict(json.loads(json.dumps(st.to_dict())))
+    tail, _ = run(events[250:], restored)
+    assert np.array_equal(full[250:], tail)
+
+
+def test_malformed_state_is_refused() -> None:
+    with pytest.raises(DetectorError):
+        PrincipalState.from_dict({"v": 1, "n": 3})
+
+
+def test_new_dataset_ip_and_action_are_rarer_than_known_ones() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    fx = FeatureExtractor()
+    known = fx.update(PrincipalState.from_dict(st.to_dict()), ev(1, t, dataset="a"))
+    novel = fx.update(
+        PrincipalState.from_dict(st.to_dict()),
+        ev(2, t, dataset="hr.salaries", action="DELETE", ip="185.1.2.3"),
+    )
+    for name in ("dataset_rare", "ip_rare", "net_rare", "action_rare", "pair_rare"):
+        assert novel[IDX[name]] > known[IDX[name]] + 3, name
+
+
+def test_burst_stays_rare_while_it_lasts() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    burst = [
+        ev(1000 + k, t + k * 5_000, dataset=f"prod.t{k % 5}", action="DELETE") for k in range(60)
+    ]
+    X, _ = run(burst, st)
+    # the 60th DELETE within five minutes is still nearly as rare an action as the first
+    assert X[-1, IDX["action_rare"]] > 0.7 * X[0, IDX["action_rare"]]
+    assert X[-1, IDX["rate_short"]] > X[0, IDX["rate_short"]] + 2
+
+
+def test_failures_and_volume_register() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    fails, _ = run(
+        [ev(2000 + k, t + k * 1000, success=False, rows=0) for k in range(20)],
+        PrincipalState.from_dict(st.to_dict()),
+    )
+    assert math.expm1(fails[-1, IDX["fail_short"]]) > 15
+    big, _ = run(
+        [ev(3000, t, rows=1_000_000, action="EXPORT")], PrincipalState.from_dict(st.to_dict())
+    )
+    assert big[0, IDX["rows_z"]] > 5
+
+
+def test_memory_is_bounded() -> None:
+    cfg = FeatureConfig(max_datasets=16, max_ips=8, max_nets=4, max_pairs=16)
+    fx = FeatureExtractor(cfg)
+    st = PrincipalState()
+    for k in range(2000):
+        fx.update(st, ev(k, T0 + k * 1000, dataset=f"d{k}", ip=f"10.{k % 250}.{k // 250}.1"))
+    assert len(st.datasets) <= 16 and len(st.pairs) <= 16
+    assert len(st.ips) <= 8 and len(st.nets) <= 4
+    assert len(json.dumps(st.to_dict())) < 10_000
+
+
+def test_out_of_order_event_does_not_move_time_backwards() -> None:
+    events = routine(50)
+    _, st = run(events)
+    last = st.last_ts
+    f, st = extract(FeatureExtractor(), st, ev(9, last - 3_600_000))
+    assert st.last_ts == last and np.isfinite(f).all()
+
+
+def test_featurize_processes_in_time_order_but_returns_input_order() -> None:
+    events = routine(120)
+    shuffled = list(reversed(events))
+    a = featurize(FeatureExtractor(), events)
+    b = featurize(FeatureExtractor(), shuffled)
+    assert np.array_equal(a.X, b.X[::-1])
+    assert list(a.history[:3]) == [0, 1, 2]
+
+
+def test_time_bin_weekday_and_weekend() -> None:
+    assert time_bin(T0) == 10  # Monday 10:00
+    assert time_bin(T0 + 5 * 86_400_000) == 34  # Saturday 10:00

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from streamproc.detector.events import AccessEvent
+from streamproc.detector.features import FEATURE_NAMES, featurize
+from streamproc.detector.model import Detector, ForestParams
+from streamproc.errors import DetectorError, ModelLoadError
+
+
+def test_score_one_row_and_batch_agree(
+    small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    X = featurize(small_detector.extractor(), baseline_events[:2000]).X
+    batch = small_detector.score(X)
+    assert batch.shape == (2000,)
+    assert ((batch > 0) & (batch <= 1)).all()
+    assert small_detector.score_one(X[7]) == pytest.approx(batch[7], abs=1e-12)
+    np.testing.assert_allclose(batch, -small_detector.forest.score_samples(X), atol=1e-12)
+
+
+def test_threshold_is_calibrated_on_held_back_normal(
+    small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    det = small_detector
+    assert det.target_fpr == 0.01
+    b = featurize(det.extractor(), baseline_events)
+    judged = (b.history >= det.min_history) & (b.age_ms >= det.min_age_ms)
+    rate = float((det.score(b.X[judged]) >= det.threshold).mean())
+    # over the whole baseline (fit + hold-out) the flagged share is near the target
+    assert 0.002 < rate < 0.02
+    assert det.trained["holdout_rows"] > 0 and det.model_version.startswith("iforest-")
+
+
+def test_training_is_reproducible(baseline_events: list[AccessEvent]) -> None:
+    a = Detector.train(
+        baseline_events, min_age_ms=3 * 86_400_000, params=ForestParams(n_estimators=10)
+    )
+    b = Detector.train(
+        baseline_events, min_age_ms=3 * 86_400_000, params=ForestParams(n_estimators=10)
+    )
+    assert a.model_version == b.model_version and a.threshold == b.threshold
+
+
+def test_save_load_round_trip(
+    tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    loaded = Detector.load(p)
+    X = featurize(loaded.extractor(), baseline_events[:500]).X
+    np.testing.assert_array_equal(loaded.score(X), small_detector.score(X))
+    assert loaded.threshold == small_detector.threshold
+    assert loaded.min_age_ms == small_detector.min_age_ms
+    assert loaded.model_version == small_detector.model_version
+    assert loaded.reference == small_detector.reference
+    assert loaded.feature_config == small_detector.feature_config
+
+
+def test_pickle_is_refused(tmp_path: Path, small_detector: Detector) -> None:
+    p = tmp_path / "m.skops"
+    p.write_bytes(pickle.dumps({"format": "streamproc.detector/1"}))
+    with pytest.raises(ModelLoadError, match="not a skops file"):
+        Detector.load(p)
+
+
+def test_untrusted_types_are_refused(tmp_path: Path) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    p = tmp_path / "evil.skops"
+    sio.dump({"format": "streamproc.detector/1", "f": FunctionTransformer(print)}, p)
+    with pytest.raises(ModelLoadError, match="untrusted types"):
+        Detector.load(p)
+
+
+def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
+    p = tmp_path / "other.skops"
+    sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/1 model"):
+        Detector.load(p)
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Detector.load(tmp_path / "absent.skops")
+
+
+def test_too_little_baseline_is_an_error(baseline_events: list[AccessEvent]) -> None:
+    with pytest.raises(DetectorError, match="not enough baseline"):
+        Detector.train(baseline_events[:3000], min_age_ms=0)
+    with pytest.raises(DetectorError, match="target_fpr"):
+        Detector.train(baseline_events, target_fpr=0.0)
