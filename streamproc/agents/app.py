@@ -42,6 +42,9 @@ class Tuning:
     commit_every: int = 10_000
     commit_interval_s: float = 1.0
     consumer_max_fetch_size: int = 4 * 1024 * 1024
+    # A killed worker's partitions move to the survivors after this many seconds.
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 3.0
 
 
 def faust_broker_credentials(settings: Settings) -> Any:
@@ -100,6 +103,8 @@ def create_app(
         broker_commit_every=t.commit_every,
         broker_commit_interval=t.commit_interval_s,
         consumer_max_fetch_size=t.consumer_max_fetch_size,
+        broker_session_timeout=t.session_timeout_s,
+        broker_heartbeat_interval=t.heartbeat_interval_s,
         producer_acks=-1,
         topic_allow_declare=True,
         topic_disable_leader=True,

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SRC:DST",
         help="passthrough agent copying SRC to DST unchanged (baseline; repeatable)",
     )
+    p.add_argument(
+        "--relay-naive",
+        action="store_true",
+        help="relay with the textbook per-event agent (benchmark baseline)",
+    )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
     p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         source, sep, sink = spec.partition(":")
         if not sep or not source or not sink:
             raise ConfigError(f"--relay wants SRC:DST, got {spec!r}")
-        add_relay(app, source, sink)
+        add_relay(app, source, sink, naive=args.relay_naive)
     if args.topology:
         from streamproc.agents.wiring import add_topologies
 

@@ -1,0 +1,320 @@
+"""End-to-end pipeline benchmark on the local broker (``make bench``).
+
+All variants run in one process tree, on the same machine, on the same pre-encoded data:
+
+- ``confluent-kafka loop``: a plain consume/produce loop (librdkafka), no transform;
+- ``faust relay (naive)``: ``async for event`` + ``await topic.send`` (the textbook agent);
+- ``faust relay (tuned)``: streamproc's relay (take_events + batched idempotent produce);
+- ``faust sanitizer``: the real sanitizing agent on customer_profile records.
+
+Throughput: N records preloaded, the worker started, records/s from first to last output.
+Latency: records produced at a fixed rate while the worker runs; p50/p99 of (time the
+sink record is consumed - its source timestamp), which includes the consumer's fetch.
+
+Usage: python load/bench_pipeline.py [--records 100000] [--rate 5000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamproc.keys import Keyring  # noqa: E402
+from streamproc.policy import compile_plan  # noqa: E402
+from streamproc.samples.customers import customer_records, single_object  # noqa: E402
+
+BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")
+PARTITIONS = 3
+
+
+def topics(*names: str) -> None:
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    futs = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+    for f in futs.values():
+        f.result(30)
+
+
+def preload(topic: str, values: list[bytes]) -> None:
+    p = Producer(
+        {
+            "bootstrap.servers": BROKER,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "enable.idempotence": True,
+        }
+    )
+    for i, v in enumerate(values):
+        while True:
+            try:
+                p.produce(topic, value=v, key=str(i % 5000).encode())
+                break
+            except BufferError:
+                p.poll(0.01)
+    p.flush(60)
+
+
+def count_outputs(topic: str, n: int, timeout: float = 300) -> tuple[float, float, int]:
+    """(first, last) arrival times of ``n`` records on ``topic``."""
+    c = Consumer(
+        {
+            "bootstrap.servers": BROKER,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    c.subscribe([topic])
+    got, first, last = 0, 0.0, 0.0
+    deadline = time.monotonic() + timeout
+    try:
+        while got < n and time.monotonic() < deadline:
+            for m in c.consume(10000, 0.2):
+                if m.error():
+                    continue
+                now = time.monotonic()
+                if not got:
+                    first = now
+                got += 1
+                last = now
+    finally:
+        c.close()
+    return first, last, got
+
+
+def start_worker(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    fh = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamproc.cli.main", "worker", *args, "--loglevel", "warning"],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env, "STREAMPROC_METRICS_PORT": "0"},
+    )
+    fh.close()
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def confluent_loop(src: str, dst: str, n: int, stop_evt: threading.Event) -> None:
+    c = Consumer(
+        {
+            "bootstrap.servers": BROKER,
+            "group.id": f"loop-{src}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+        }
+    )
+    p = Producer({"bootstrap.servers": BROKER, "linger.ms": 5, "enable.idempotence": True})
+    c.subscribe([src])
+    done = 0
+    while not stop_evt.is_set() and done < n:
+        for m in c.consume(1000, 0.1):
+            if m.error():
+                continue
+            while True:
+                try:
+                    p.produce(
+                        dst,
+                        value=m.value(),
+                        key=m.key(),
+                        partition=m.partition(),
+                        timestamp=m.timestamp()[1],
+                    )
+                    break
+                except BufferError:
+                    p.poll(0.01)
+            done += 1
+        p.poll(0)
+    p.flush(30)
+    c.close()
+
+
+def latency_run(
+    src: str, dst: str, values: list[bytes], rate: int, seconds: float
+) -> tuple[float, float, int]:
+    """Produce at ``rate``/s for ``seconds``; p50/p99 ms of sink arrival - source timestamp."""
+    lat: list[float] = []
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def consume() -> None:
+        c = Consumer(
+            {
+                "bootstrap.servers": BROKER,
+                "group.id": f"lat-{uuid.uuid4()}",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        c.subscribe([dst])
+        deadline = time.monotonic() + seconds + 60
+        while len(lat) < total and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.05):
+                if not m.error():
+                    lat.append(time.time() * 1000 - m.timestamp()[1])
+        c.close()
+        done.set()
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    time.sleep(2.0)  # consumer joined
+    p = Producer({"bootstrap.servers": BROKER, "linger.ms": 1, "enable.idempotence": True})
+    start = time.monotonic()
+    for i in range(total):
+        target = start + i / rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        p.produce(src, value=values[i % len(values)], key=str(i % 5000).encode())
+        p.poll(0)
+    p.flush(30)
+    done.wait(seconds + 70)
+    lat.sort()
+    if not lat:
+        return float("nan"), float("nan"), 0
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(lat)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    n = args.records
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    keyring = Keyring.generate()
+    keyring.save(tmp / "keyring.json")
+    plan = compile_plan(ROOT / "schemas" / "customer_profile.avsc", keyring)
+    base = [single_object(plan.source_schema, r) for r, _ in customer_records(2000, seed=11)]
+    values = [base[i % len(base)] for i in range(n)]
+    print(
+        f"records: {n} customer_profile (single-object, {len(base[0])} bytes avg-ish), "
+        f"{PARTITIONS} partitions, broker {BROKER}"
+    )
+
+    rows: list[tuple[str, float, float, float]] = []
+
+    def run(label: str, worker_args: list[str] | None, sink_of: str) -> None:
+        run_id = uuid.uuid4().hex[:8]
+        src, dst, dlq = f"b.{run_id}.in", f"b.{run_id}.{sink_of}", f"b.{run_id}.dlq"
+        topics(src, dst, dlq)
+        preload(src, values)
+        stop_evt = threading.Event()
+        env = {"STREAMPROC_DATA_DIR": str(tmp / run_id)}
+        if worker_args is None:
+            thread = threading.Thread(target=confluent_loop, args=(src, dst, n, stop_evt))
+            thread.start()
+        else:
+            wargs = [a.format(src=src, dst=dst, dlq=dlq, tmp=tmp, id=run_id) for a in worker_args]
+            if "--topology" in wargs:
+                topo = tmp / f"{run_id}.yaml"
+                topo.write_text(
+                    yaml.safe_dump(
+                        {
+                            "name": f"bench{run_id}",
+                            "source": {
+                                "topic": src,
+                                "schema": str(ROOT / "schemas/customer_profile.avsc"),
+                                "partitions": PARTITIONS,
+                            },
+                            "sink": {"topic": dst},
+                            "dead_letter": {"topic": dlq},
+                            "lineage": {"topic": None, "file": str(tmp / "lineage.jsonl")},
+                        }
+                    )
+                )
+                wargs[wargs.index("--topology") + 1] = str(topo)
+            proc = start_worker(wargs, env, tmp / f"{run_id}.log")
+        first, last, got = count_outputs(dst, n)
+        rate = got / (last - first) if last > first else float("nan")
+        if worker_args is None:
+            stop_evt.set()
+            thread.join()
+            p50 = p99 = float("nan")
+            # Latency of the plain loop at the same rate.
+            stop_evt = threading.Event()
+            src2, dst2 = f"b.{run_id}.lin", f"b.{run_id}.lout"
+            topics(src2, dst2)
+            thread = threading.Thread(target=confluent_loop, args=(src2, dst2, 10**9, stop_evt))
+            thread.start()
+            time.sleep(3)
+            p50, p99, _ = latency_run(src2, dst2, base, args.rate, args.seconds)
+            stop_evt.set()
+            thread.join()
+        else:
+            # Same worker, now idle and caught up: paced latency run on fresh topics.
+            stop(proc)
+            src2, dst2, dlq2 = f"b.{run_id}.lin", f"b.{run_id}.lout", f"b.{run_id}.ldlq"
+            topics(src2, dst2, dlq2)
+            wargs2 = [a.replace(src, src2).replace(dst, dst2).replace(dlq, dlq2) for a in wargs]
+            if "--topology" in wargs2:
+                topo2 = tmp / f"{run_id}-lat.yaml"
+                topo2.write_text(
+                    Path(wargs[wargs.index("--topology") + 1])
+                    .read_text()
+                    .replace(src, src2)
+                    .replace(dst, dst2)
+                    .replace(dlq, dlq2)
+                )
+                wargs2[wargs2.index("--topology") + 1] = str(topo2)
+            wargs2[wargs2.index("--app-id") + 1] += "-lat"
+            proc = start_worker(wargs2, env, tmp / f"{run_id}-lat.log")
+            time.sleep(6)
+            p50, p99, _ = latency_run(src2, dst2, base, args.rate, args.seconds)
+            stop(proc)
+        rows.append((label, rate, p50, p99))
+        print(
+            f"  {label:<28} {rate:>10,.0f} rec/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
+            f"   ({got}/{n} records)",
+            flush=True,
+        )
+
+    run("confluent-kafka loop", None, "out")
+    run(
+        "faust relay (naive)",
+        ["--relay", "{src}:{dst}", "--relay-naive", "--app-id", "naive-{id}"],
+        "out",
+    )
+    run("faust relay (tuned)", ["--relay", "{src}:{dst}", "--app-id", "relay-{id}"], "out")
+    run(
+        "faust sanitizer",
+        ["--topology", "T", "--keyring", str(tmp / "keyring.json"), "--app-id", "san-{id}"],
+        "clean",
+    )
+
+    by = {label: rate for label, rate, _, _ in rows}
+    print()
+    print(
+        f"sanitizer / tuned relay: {by['faust sanitizer'] / by['faust relay (tuned)']:.2f}x  "
+        f"(goal >= 0.8x)"
+    )
+    print(
+        f"tuned relay / naive relay: {by['faust relay (tuned)'] / by['faust relay (naive)']:.2f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
