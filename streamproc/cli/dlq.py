@@ -77,7 +77,7 @@ def read_all(conf: dict[str, Any], topic: str) -> Iterator[Any]:
                 idle_deadline = time.monotonic() + 30
                 yield msg
                 p = msg.partition()
-                if p in remaining and msg.offset() + 1 >= remaining[p]:
+                if p in remaining and (msg.offset() or 0) + 1 >= remaining[p]:
                     del remaining[p]
     finally:
         consumer.close()
@@ -154,7 +154,7 @@ def replay(args: argparse.Namespace) -> int:
             continue
         replayed[reason] += 1
         if producer is not None:
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 (
                     "streamproc.replayed.from",
                     f"{args.topic}/{msg.partition()}/{msg.offset()}".encode(),
