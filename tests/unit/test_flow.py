@@ -173,3 +173,42 @@ def test_stats_count_outcomes(keyring: Keyring) -> None:
     assert (f.stats.records_in, f.stats.records_out) == (2, 1)
     assert f.stats.dead_letters == {"bad_magic": 1}
     assert encode  # the helper stays importable for other tests
+
+
+def test_confluent_framing_through_a_schema_registry_client(keyring: Keyring) -> None:
+    """No Schema Registry server can run here (no Docker, no registry package in Debian):
+    this uses confluent-kafka's own in-memory registry client (``mock://``) which speaks the
+    same client API the worker uses against a real registry."""
+    import json
+
+    from confluent_kafka.schema_registry import Schema
+
+    from streamproc.agents.wiring import registry_client
+    from streamproc.avro.framing import frame_confluent
+
+    registry = registry_client("mock://streamproc-test")
+    topo = load_topology(TOPOLOGY)
+    plan = compile_plan(topo.source.schema, keyring)
+    v1_doc = read_schema_json(topo.source.history[0])[0]
+    v1_id = registry.register_schema(
+        f"{topo.source.topic}-value", Schema(json.dumps(v1_doc), "AVRO")
+    )
+    sink_id = registry.register_schema(
+        f"{topo.sink.topic}-value", Schema(json.dumps(plan.derived_schema_json), "AVRO")
+    )
+    import dataclasses
+
+    confluent_topo = dataclasses.replace(topo, write_framing="confluent")
+    flow = SanitizeFlow(confluent_topo, plan, keyring, registry=registry, sink_schema_id=sink_id)
+    rec = customer_record(5, random.Random(5), v1=True)
+    payload = frame_confluent(v1_id, encode(parse_schema(v1_doc), rec))
+    out = flow.process(payload, topic="t", partition=0, offset=0)
+    assert isinstance(out, Sanitized)
+    assert out.value[0] == 0 and int.from_bytes(out.value[1:5], "big") == sink_id
+    derived = registry.get_schema(sink_id)
+    clean = schemaless_reader(
+        io.BytesIO(out.value[5:]), parse_schema(json.loads(derived.schema_str)), None
+    )
+    assert clean["customer_id"].startswith("ps")
+    unknown = flow.process(frame_confluent(v1_id + 1000, b"\x00"), topic="t", partition=0, offset=1)
+    assert isinstance(unknown, DeadLetter) and unknown.reason == "unknown_schema"
