@@ -195,25 +195,30 @@ def analyse(
             pending_malformed = True
     report.entries = len(items)
 
+    ckpt_findings: list[Finding] = []
+    valid = _checkpoints(ckpts, trusted, bad_ckpt_positions, unit, ckpt_findings)
+    signed = {c.seq: c.head for _, c in valid}
     entry_findings: list[Finding] = []
-    clean, modified = _entries(items, unit, entry_findings)
+    clean, modified = _entries(items, unit, entry_findings, signed)
     findings.extend(entry_findings)
+    findings.extend(ckpt_findings)
     if clean:
         tip = max(clean, key=lambda it: it.e.seq)
         report.head_seq, report.head_hash = tip.e.seq, tip.e.hash
 
     by_seq: dict[int, str] = {}
+    pos_by_seq: dict[int, int] = {}
     for it in clean:
-        if it.e.hash not in modified:
-            by_seq.setdefault(it.e.seq, it.e.hash)
-    valid = _checkpoints(ckpts, trusted, bad_ckpt_positions, unit, findings)
+        if it.e.hash not in modified and it.e.seq not in by_seq:
+            by_seq[it.e.seq] = it.e.hash
+            pos_by_seq[it.e.seq] = it.pos
     report.checkpoints = len(valid)
     flagged = sorted(s for f in entry_findings for s in f.seqs)
     prev_pos = 0
     for pos, c in valid:
         unreadable = any(prev_pos < p < pos for p in malformed_positions)
         if not unreadable:
-            _cover(c, pos, by_seq, flagged, unit, findings)
+            _cover(c, pos, by_seq, pos_by_seq, flagged, unit, findings)
         prev_pos = pos
     if valid:
         report.last_checkpoint_position, report.last_checkpoint = valid[-1]
@@ -231,8 +236,10 @@ def analyse(
     return report
 
 
-def _entries(items: list[_Item], unit: str, out: list[Finding]) -> tuple[list[_Item], set[str]]:
-    """Classify entry-level evidence.
+def _entries(
+    items: list[_Item], unit: str, out: list[Finding], signed: dict[int, str]
+) -> tuple[list[_Item], set[str]]:
+    """Classify entry-level evidence; ``signed`` maps seq -> head hash of valid checkpoints.
 
     Returns the entries that belong to the chain (in trail order) and the hashes of those
     among them that were modified.
@@ -276,15 +283,7 @@ def _entries(items: list[_Item], unit: str, out: list[Finding]) -> tuple[list[_I
     present = {it.e.hash for it in L}
     referenced = {it.e.prev for it in L}
     unreferenced = [i for i in range(n) if L[i].e.hash not in referenced]
-    # The chain tip: the last unreferenced entry that links to its file predecessor; failing
-    # that (the tip was moved), the unreferenced entry with the highest sequence number.
-    linked_tips = [i for i in unreferenced if _links(L, i)]
-    if linked_tips:
-        tip = linked_tips[-1]
-    elif unreferenced:
-        tip = max(unreferenced, key=lambda i: (L[i].e.seq, i))
-    else:
-        tip = -1
+    tip = _tip(L, unreferenced, signed)
     dangling = [it.e.prev not in present and it.e.prev != GENESIS for it in L]
     unref = [False] * n
     for i in unreferenced:
@@ -337,7 +336,11 @@ def _entries(items: list[_Item], unit: str, out: list[Finding]) -> tuple[list[_I
             continue
         a = L[a_idx].e
         slot = _slot(L, a_idx)
-        if a.seq + 1 == b.seq:
+        if a.seq + 1 == b.seq and signed.get(b.seq, b.hash) != b.hash:
+            # b is the slot a checkpoint signed, with another hash: b's own prev was altered.
+            modified[i] = ("its prev link was altered", b.seq)
+            explained.add(a_idx)
+        elif a.seq + 1 == b.seq:
             modified[a_idx] = (f"its content changed: entry seq {b.seq} names another hash", a.seq)
             explained.add(a_idx)
         elif slot is not None and slot + 1 == b.seq:
@@ -404,6 +407,32 @@ def _entries(items: list[_Item], unit: str, out: list[Finding]) -> tuple[list[_I
             )
         )
     return chain, mod_hashes
+
+
+def _tip(L: list[_Item], unreferenced: list[int], signed: dict[int, str]) -> int:
+    """Index of the chain's last entry (-1 if none): entries after it are not chain members.
+
+    The head of the last valid checkpoint decides when it is present and nothing chains on
+    from it; otherwise the last unreferenced entry in the trail, unless it fails to link to
+    an unreferenced, linking predecessor whose successor it cannot be (then it was appended).
+    """
+    if not unreferenced:
+        return -1
+    if signed:
+        head = signed[max(signed)]
+        unref_by_hash = {L[i].e.hash: i for i in unreferenced}
+        if head in unref_by_hash:
+            return unref_by_hash[head]
+    last = unreferenced[-1]
+    if (
+        not _links(L, last)
+        and len(unreferenced) > 1
+        and unreferenced[-2] == last - 1
+        and _links(L, last - 1)
+        and L[last].e.seq != L[last - 1].e.seq + 1
+    ):
+        return last - 1
+    return last
 
 
 def _links(L: Sequence[_Item], i: int) -> bool:
@@ -512,8 +541,9 @@ def _checkpoints(
             out.append(
                 Finding(
                     FindingKind.CHECKPOINT_MISSING,
-                    f"checkpoint(s) {span} missing before {unit} {pos}",
-                    positions=(pos,),
+                    f"checkpoint(s) {span} missing between {unit} {max(last_pos, 1)} and "
+                    f"{unit} {pos}",
+                    positions=(max(last_pos, 1), pos),
                     checkpoint=expected,
                 )
             )
@@ -541,6 +571,7 @@ def _cover(
     c: Checkpoint,
     pos: int,
     by_seq: dict[int, str],
+    pos_by_seq: dict[int, int],
     flagged: list[int],
     unit: str,
     out: list[Finding],
@@ -574,9 +605,10 @@ def _cover(
         out.append(
             Finding(
                 FindingKind.MODIFIED,
-                f"entry seq {c.seq} (head of checkpoint #{c.n} at {unit} {pos}) was modified",
+                f"entry seq {c.seq} at {unit} {pos_by_seq[c.seq]} was modified: it differs "
+                f"from the head signed by checkpoint #{c.n} at {unit} {pos}",
                 seqs=(c.seq,),
-                positions=(pos,),
+                positions=(pos_by_seq[c.seq], pos),
                 checkpoint=c.n,
             )
         )
