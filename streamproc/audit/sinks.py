@@ -8,6 +8,7 @@ file, offsets for a topic.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,10 +251,15 @@ def read_topic(
             return
         start = max(low, high - last) if last is not None else OFFSET_BEGINNING
         consumer.assign([TopicPartition(topic, 0, start)])
+        deadline = time.monotonic() + timeout
         while True:
-            msgs = consumer.consume(1000, timeout=timeout)
+            # consume() waits for a full batch or its timeout: keep the wait short.
+            msgs = consumer.consume(1000, timeout=0.2)
             if not msgs:
-                raise AuditError(f"audit topic {topic}: no data within {timeout:.0f} s")
+                if time.monotonic() > deadline:
+                    raise AuditError(f"audit topic {topic}: no data within {timeout:.0f} s")
+                continue
+            deadline = time.monotonic() + timeout
             for m in msgs:
                 err = m.error()
                 if err is not None:
