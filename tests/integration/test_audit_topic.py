@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from confluent_kafka import Producer
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from streamproc.audit import (
     AuditKind,
@@ -16,6 +19,7 @@ from streamproc.audit import (
     verify_records,
 )
 from streamproc.audit.verify import FindingKind
+from streamproc.cli.main import main
 from streamproc.errors import AuditError
 
 pytestmark = pytest.mark.integration
@@ -23,7 +27,9 @@ pytestmark = pytest.mark.integration
 DLQ = {"reason": "decode_error", "topic": "orders.raw", "partition": 0}
 
 
-def test_topic_trail_resumes_and_verifies(kafka_bootstrap: str, unique_topic: str) -> None:
+def test_topic_trail_resumes_and_verifies(
+    kafka_bootstrap: str, unique_topic: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     conf = {"bootstrap.servers": kafka_bootstrap}
     signer = CheckpointSigner.generate()
     trusted = TrustedKeys.of([signer.public_key])
@@ -43,6 +49,11 @@ def test_topic_trail_resumes_and_verifies(kafka_bootstrap: str, unique_topic: st
     report = verify_records(records, trusted, source=unique_topic, unit="offset")
     assert report.ok and report.unsigned is None, report.render()
     assert (report.entries, report.checkpoints, report.head_seq) == (251, 4, 250)
+    pub = tmp_path / "audit.pub.pem"
+    pub.write_bytes(signer.public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    cli = ["audit", "verify", "--topic", unique_topic, "--broker", kafka_bootstrap]
+    assert main([*cli, "--public-key", str(pub)]) == 0
+    assert "entries: 251" in capsys.readouterr().out
 
     # Anyone with write access can append, but not sign: a forged entry is caught.
     forged = records[5][1].replace(b'"offset":5', b'"offset":6')
