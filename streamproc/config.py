@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     metrics_addr: str = Field("127.0.0.1", description="bind address of /metrics")
     data_dir: Path = Path(".cache/worker")
+    audit_signing_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs audit checkpoints; audit is on when set",
+    )
+    audit_file: Path | None = Field(None, description="append the audit trail to this file")
+    audit_topic: str | None = Field(
+        None, description="audit topic (one partition, one writer: default streamproc.audit.<app>)"
+    )
+    audit_checkpoint_every: int = 1000
     log_level: str = "INFO"
 
     def check_transport(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from streamproc.agents.batching import BatchOutput
+from streamproc.audit import AuditKind
 from streamproc.flow import Sanitized, SanitizeFlow
 from streamproc.metrics import WorkerMetrics
 
@@ -32,6 +33,7 @@ def add_sanitizer(
     metrics: WorkerMetrics,
     *,
     partitions: int | None = None,
+    audit: Any | None = None,
 ) -> Any:
     """Add the agent for one sanitize topology to ``app``."""
     topo = flow.topology
@@ -82,6 +84,16 @@ def add_sanitizer(
                             name, result.reason
                         )
                     counter.inc()
+                    if audit is not None:
+                        audit.append(
+                            AuditKind.DEAD_LETTER,
+                            reason=result.reason,
+                            topic=msg.topic,
+                            partition=msg.partition,
+                            offset=msg.offset,
+                            dlq_topic=dlq_topic,
+                            worker=name,
+                        )
                     # The reason and coordinates only; never the payload.
                     log.warning(
                         "dead letter: topology=%s reason=%s source=%s/%d/%d",

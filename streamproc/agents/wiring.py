@@ -58,12 +58,45 @@ def build_flow(topology: Topology, settings: Settings, keyring: Any) -> Any:
     )
 
 
+def open_audit(settings: Settings, app_id: str) -> Any | None:
+    """The worker's audit log, or None when no signing key is configured.
+
+    One writer per trail: the default topic is ``streamproc.audit.<app id>``; a deployment
+    with several instances of one app gives each its own ``STREAMPROC_AUDIT_TOPIC`` or file.
+    """
+    if settings.audit_signing_key is None:
+        log.warning("audit trail off: set STREAMPROC_AUDIT_SIGNING_KEY to record it")
+        return None
+    from streamproc.audit import (
+        AuditLog,
+        CheckpointSigner,
+        FileSink,
+        KafkaSink,
+        create_audit_topic,
+    )
+
+    sink: Any
+    if settings.audit_file is not None:
+        sink = FileSink(settings.audit_file)
+    else:
+        topic = settings.audit_topic or f"streamproc.audit.{app_id}"
+        conf = settings.kafka_config()
+        create_audit_topic(conf, topic)
+        sink = KafkaSink(topic, conf)
+    return AuditLog(
+        sink,
+        CheckpointSigner.from_file(settings.audit_signing_key),
+        checkpoint_every=settings.audit_checkpoint_every,
+    )
+
+
 def add_topologies(
     app: faust.App,
     settings: Settings,
     paths: Sequence[str | Path],
     *,
     metrics: WorkerMetrics | None = None,
+    audit: Any | None = None,
 ) -> WorkerMetrics:
     """Load, validate and compile every topology, then add its agent to ``app``."""
     from streamproc.agents.sanitizer import add_sanitizer
@@ -75,13 +108,28 @@ def add_topologies(
     names = [t.name for t in topologies]
     if len(set(names)) != len(names):
         raise ConfigError("two topologies share a name: " + ", ".join(sorted(names)))
+    if audit is not None:
+        import os
+        import socket
+
+        from streamproc.audit import AuditKind
+
+        audit.append(
+            AuditKind.WORKER_START,
+            worker=str(app.conf.id),
+            host=socket.gethostname().split(".")[0],
+            pid=os.getpid(),
+            topologies=[t.name for t in topologies],
+            topics=sorted({t.source.topic for t in topologies}),
+        )
+
     keyring = None
     lineage_events: list[tuple[Topology, str]] = []
     for topo in topologies:
         if topo.kind == "detect":
             from streamproc.agents.detector import add_detector
 
-            add_detector(app, topo, settings, metrics)
+            add_detector(app, topo, settings, metrics, audit)
             continue
         if keyring is None:
             if settings.keyring is None:
@@ -90,7 +138,9 @@ def add_topologies(
                 )
             keyring = Keyring.load(settings.keyring)
         flow = build_flow(topo, settings, keyring)
-        add_sanitizer(app, flow, metrics, partitions=topo.source.partitions)
+        add_sanitizer(app, flow, metrics, partitions=topo.source.partitions, audit=audit)
+        if audit is not None:
+            _audit_loaded(audit, app.conf.id, topo, flow)
         event = run_event(
             topology_name=topo.name,
             namespace=settings.broker,
@@ -110,6 +160,18 @@ def add_topologies(
             flow.plan.fingerprint,
         )
 
+    if audit is not None:
+
+        @app.timer(5.0)
+        async def audit_checkpoint() -> None:
+            audit.maybe_checkpoint()
+
+        async def audit_stop(app: Any, **kwargs: Any) -> None:
+            audit.append(AuditKind.WORKER_STOP, worker=str(app.conf.id), reason="shutdown")
+            audit.close()
+
+        app.on_before_shutdown.connect(audit_stop)  # type: ignore[arg-type]
+
     @app.task
     async def emit_lineage() -> None:
         for topo, doc in lineage_events:
@@ -122,3 +184,39 @@ def add_topologies(
                 await topic.send(key=topo.name.encode(), value=doc.encode())
 
     return metrics
+
+
+def _audit_loaded(audit: Any, worker: str, topo: Topology, flow: Any) -> None:
+    """Topology, policy and key versions of one flow, as audit entries."""
+    import hashlib
+
+    from streamproc.audit import AuditKind
+
+    plan = flow.plan
+    topo_fp = hashlib.sha256(topo.path.read_bytes()).hexdigest()[:32]
+    audit.append(
+        AuditKind.TOPOLOGY_LOAD,
+        topology=topo.name,
+        fingerprint=topo_fp,
+        source_topic=topo.source.topic,
+        sink_topic=topo.sink.topic,
+        worker=worker,
+    )
+    audit.append(
+        AuditKind.POLICY_LOAD,
+        schema=topo.source.schema.stem,
+        fingerprint=plan.fingerprint,
+        topology=topo.name,
+        fields=len(plan.lineage),
+        strict=plan.strict,
+        worker=worker,
+    )
+    for key, version in sorted(plan.key_versions.items()):
+        audit.append(
+            AuditKind.KEY_VERSIONS,
+            key=key,
+            versions=[version],
+            active=version,
+            worker=worker,
+            topology=topo.name,
+        )

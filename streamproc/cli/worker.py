@@ -61,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--relay wants SRC:DST, got {spec!r}")
         add_relay(app, source, sink, naive=args.relay_naive)
     if args.topology:
-        from streamproc.agents.wiring import add_topologies
+        from streamproc.agents.wiring import add_topologies, open_audit
 
-        add_topologies(app, settings, args.topology, metrics=metrics)
+        audit = open_audit(settings, args.app_id)
+        add_topologies(app, settings, args.topology, metrics=metrics, audit=audit)
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -18,6 +18,7 @@ import yaml
 from fastavro import parse_schema, schemaless_reader
 
 from streamproc.avro.schema import read_schema_json
+from streamproc.cli.main import main
 from streamproc.flow import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
@@ -161,13 +162,19 @@ def test_worker_survives_bad_input_and_keeps_serving(
     keyring = Keyring.generate()
     keyring.save(tmp_path / "keyring.json")
     topo = write_topology(tmp_path, source, sink, dlq, lineage)
-    worker_factory(
+    assert main(["audit", "keygen", "--out", str(tmp_path / "audit")]) == 0
+    audit_file = tmp_path / "audit.jsonl"
+    worker = worker_factory(
         "--topology",
         str(topo),
         "--keyring",
         str(tmp_path / "keyring.json"),
         "--app-id",
         f"bad-{source}",
+        env={
+            "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit" / "audit-signing.pem"),
+            "STREAMPROC_AUDIT_FILE": str(audit_file),
+        },
     )
     v2 = compile_plan(SCHEMA, keyring).source_schema
     trap = parse_schema(
@@ -195,3 +202,24 @@ def test_worker_survives_bad_input_and_keeps_serving(
     # Still serving after the bad batch.
     produce(kafka_bootstrap, source, [single_object(v2, good[-1])])
     assert len(drain(kafka_bootstrap, sink, expect=len(bad) + 1, timeout=60)) == len(bad) + 1
+
+    # The audit trail: start, loads, one entry per dead letter, stop; signed and intact.
+    assert worker.stop() == 0
+    entries = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    kinds = [e.get("kind") for e in entries if "kind" in e]
+    assert kinds[0] == "worker.start" and kinds[-1] == "worker.stop"
+    assert {"topology.load", "policy.load", "key.versions"} <= set(kinds)
+    assert kinds.count("dlq.record") == len(bad)
+    assert (
+        main(
+            [
+                "audit",
+                "verify",
+                "--file",
+                str(audit_file),
+                "--public-key",
+                str(tmp_path / "audit" / "audit-signing.pub.pem"),
+            ]
+        )
+        == 0
+    )
