@@ -106,7 +106,7 @@ def main() -> int:
             out = flow.process(
                 data[1:] if data else b"", key=b"k", topic="fuzz", partition=0, offset=0
             )
-        except BaseException as exc:  # noqa: BLE001 - a finding, reported by type only
+        except BaseException as exc:
             CRASHES.append(type(exc).__name__)
             raise
         took = time.perf_counter() - t0
@@ -130,7 +130,8 @@ def main() -> int:
         reasons = ", ".join(f"{r}={n}" for r, n in STATS.most_common())
         print(
             f"\nfuzz summary: {total} inputs accounted for ({reasons}); "
-            f"{unaccounted} unaccounted; {len(CRASHES)} crashes; slowest input {SLOWEST[0] * 1000:.1f} ms; "
+            f"{unaccounted} unaccounted; {len(CRASHES)} crashes; "
+            f"slowest input {SLOWEST[0] * 1000:.1f} ms; "
             f"{total / took:,.0f} execs/s",
             flush=True,
         )
