@@ -64,7 +64,8 @@ def faust_broker_credentials(settings: Settings) -> Any:
         if settings.ssl_certfile and settings.ssl_keyfile:
             ssl_context.load_cert_chain(str(settings.ssl_certfile), str(settings.ssl_keyfile))
     if proto.startswith("SASL"):
-        mechanism = settings.sasl_mechanism.replace("-", "_")
+        # Faust's SASLMechanism values are the Kafka names ("SCRAM-SHA-512").
+        mechanism = settings.sasl_mechanism
         password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
         return faust.SASLCredentials(
             username=settings.sasl_username or "",

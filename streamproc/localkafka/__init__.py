@@ -28,6 +28,7 @@ KAFKA_VERSION = "3.9.2"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 
 def cache_dir() -> Path:
@@ -158,8 +159,17 @@ class BrokerSpec:
             "num.network.threads": "3",
             "num.io.threads": "4",
         }
-        if self.sasl_port is not None or (self.tls is not None and self.tls.sasl):
+        sasl_listeners = [
+            *(["sasl_plaintext"] if self.sasl_port is not None else []),
+            *(["sasl_ssl"] if self.tls is not None and self.tls.sasl else []),
+        ]
+        if sasl_listeners:
             props["sasl.enabled.mechanisms"] = self.scram_mechanism
+            # The server side of SCRAM needs a JAAS login module per listener (no credentials:
+            # inter-broker traffic stays on the INTERNAL listener); without it the broker exits.
+            for listener in sasl_listeners:
+                key = f"listener.name.{listener}.{self.scram_mechanism.lower()}.sasl.jaas.config"
+                props[key] = f"{SCRAM_LOGIN_MODULE} required;"
         if self.tls is not None:
             pre = f"listener.name.{'sasl_ssl' if self.tls.sasl else 'ssl'}."
             props[pre + "ssl.keystore.type"] = "PEM"

@@ -40,3 +40,26 @@ def test_cluster_ids_are_kafka_uuids() -> None:
     ids = {new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_secured_spec_gives_every_sasl_listener_a_scram_login_module(tmp_path: Path) -> None:
+    from streamproc.localkafka import TlsListener
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("CERT\n")
+    key.write_text("KEY\n")
+    spec = BrokerSpec(
+        name="sec",
+        port=19092,
+        controller_port=19093,
+        sasl_port=19094,
+        tls=TlsListener(19095, cert, key),
+        authorizer=True,
+    )
+    props = spec.properties(tmp_path / "data")
+    for listener in ("sasl_plaintext", "sasl_ssl"):
+        jaas = props[f"listener.name.{listener}.scram-sha-512.sasl.jaas.config"]
+        assert jaas == "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    assert "SASL_SSL://localhost:19095" in props["listeners"]
+    assert props["listener.name.sasl_ssl.ssl.keystore.type"] == "PEM"
+    assert "jaas" not in "".join(BrokerSpec().properties(tmp_path / "d").keys())
