@@ -1,0 +1,212 @@
+"""The principals file: who produces, processes, trains on and watches which topics.
+
+```yaml
+worker:                              # the streamproc worker (Faust)
+  principal: User:streamproc
+  app_ids: [streamproc]              # Faust app id = consumer group; internal topics "<id>-..."
+producers:                           # write their raw topics only
+  - principal: User:crm-export
+    topics: [customers.raw]
+training_consumers:                  # read sanitized topics only
+  - principal: User:ml-training
+    group_prefix: ml-training-
+    topics: [customers.clean]        # optional; default: every sanitized topic
+on_call:                             # read containment and audit topics
+  - principal: User:oncall
+    group_prefix: oncall-
+retired: [User:old-job]              # `acl apply` removes their ALLOW bindings
+```
+
+Validated once at load; every error names the file and the key. Whether a topic is a raw or
+a sanitized one is checked against the topologies when the plan is made
+(:func:`streamproc.acl.plan.plan_acls`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamproc.acl.bindings import kafka_principal
+from streamproc.errors import AclError
+
+_PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=+/\-]{1,200}")
+_TOPIC = re.compile(r"[A-Za-z0-9._\-]{1,249}")
+_GROUP_PREFIX = re.compile(r"[A-Za-z0-9._\-]{1,200}")
+_KEYS = {"worker", "producers", "training_consumers", "on_call", "retired"}
+
+
+@dataclass(frozen=True)
+class Producer:
+    principal: str
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A training consumer or an on-call reader: topics (None = the role's default) + groups."""
+
+    principal: str
+    group_prefix: str
+    topics: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Worker:
+    principal: str
+    app_ids: tuple[str, ...] = ("streamproc",)
+
+
+@dataclass(frozen=True)
+class Principals:
+    """One validated principals file."""
+
+    path: Path
+    worker: Worker
+    producers: tuple[Producer, ...] = ()
+    training_consumers: tuple[Reader, ...] = ()
+    on_call: tuple[Reader, ...] = ()
+    retired: tuple[str, ...] = ()
+
+    def declared(self) -> frozenset[str]:
+        """Every principal with a role (the ones whose ALLOW bindings ``acl apply`` manages)."""
+        return frozenset(
+            [
+                self.worker.principal,
+                *(p.principal for p in self.producers),
+                *(c.principal for c in self.training_consumers),
+                *(o.principal for o in self.on_call),
+            ]
+        )
+
+    def managed(self) -> frozenset[str]:
+        """Declared and retired principals: ``acl apply`` owns their ALLOW bindings."""
+        return self.declared() | frozenset(self.retired)
+
+
+class _Doc:
+    """Typed access with errors naming the file and the key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def err(self, key: str, what: str) -> AclError:
+        return AclError(f"{self.path}: key '{key}': {what}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.err(key, "must be a mapping")
+        for k in value:
+            if k not in allowed:
+                raise self.err(f"{key}.{k}" if key else str(k), "unknown key")
+        for k in sorted(required):
+            if value.get(k) is None:
+                raise self.err(f"{key}.{k}" if key else k, "is required")
+        return value
+
+    def principal(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.err(key, "must be a principal such as User:alice")
+        p = kafka_principal(value)
+        if not _PRINCIPAL.fullmatch(p):
+            raise self.err(key, "must be a principal such as User:alice (type User only)")
+        return p
+
+    def names(self, value: Any, key: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.err(key, f"must be a non-empty list of {what}s")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not pattern.fullmatch(item):
+                raise self.err(f"{key}[{i}]", f"must be a {what} name")
+        return tuple(value)
+
+    def name(self, value: Any, key: str, pattern: re.Pattern[str], what: str) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self.err(key, f"must be a {what}")
+        return value
+
+    def items(self, value: Any, key: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.err(key, "must be a list")
+        return value
+
+
+def load_principals(path: str | Path) -> Principals:
+    """Parse and validate a principals file."""
+    p = Path(path).resolve()
+    d = _Doc(p)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise AclError(f"{p}: cannot read principals file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise AclError(f"{p}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise AclError(f"{p}: a principals file must be a YAML mapping")
+    d.mapping(data, "", _KEYS, {"worker"})
+
+    w = d.mapping(data["worker"], "worker", {"principal", "app_ids"}, {"principal"})
+    worker = Worker(
+        principal=d.principal(w["principal"], "worker.principal"),
+        app_ids=d.names(w.get("app_ids", ["streamproc"]), "worker.app_ids", _TOPIC, "app id"),
+    )
+
+    producers = []
+    for i, item in enumerate(d.items(data.get("producers"), "producers")):
+        key = f"producers[{i}]"
+        m = d.mapping(item, key, {"principal", "topics"}, {"principal", "topics"})
+        producers.append(
+            Producer(
+                principal=d.principal(m["principal"], f"{key}.principal"),
+                topics=d.names(m["topics"], f"{key}.topics", _TOPIC, "topic"),
+            )
+        )
+
+    def readers(role: str, with_topics: bool) -> tuple[Reader, ...]:
+        out = []
+        allowed = {"principal", "group_prefix", *(["topics"] if with_topics else [])}
+        for i, item in enumerate(d.items(data.get(role), role)):
+            key = f"{role}[{i}]"
+            m = d.mapping(item, key, allowed, {"principal", "group_prefix"})
+            topics = m.get("topics")
+            out.append(
+                Reader(
+                    principal=d.principal(m["principal"], f"{key}.principal"),
+                    group_prefix=d.name(
+                        m["group_prefix"], f"{key}.group_prefix", _GROUP_PREFIX, "group prefix"
+                    ),
+                    topics=None
+                    if topics is None
+                    else d.names(topics, f"{key}.topics", _TOPIC, "topic"),
+                )
+            )
+        return tuple(out)
+
+    training = readers("training_consumers", True)
+    on_call = readers("on_call", False)
+    retired = tuple(
+        d.principal(v, f"retired[{i}]")
+        for i, v in enumerate(d.items(data.get("retired"), "retired"))
+    )
+
+    # One role per principal: least privilege is only legible if roles do not add up.
+    seen: dict[str, str] = {worker.principal: "worker.principal"}
+    roles = [
+        *((f"producers[{i}].principal", x.principal) for i, x in enumerate(producers)),
+        *((f"training_consumers[{i}].principal", x.principal) for i, x in enumerate(training)),
+        *((f"on_call[{i}].principal", x.principal) for i, x in enumerate(on_call)),
+        *((f"retired[{i}]", x) for i, x in enumerate(retired)),
+    ]
+    for key, principal in roles:
+        if principal in seen:
+            raise d.err(key, f"{principal} is already declared at '{seen[principal]}'")
+        seen[principal] = key
+    return Principals(p, worker, tuple(producers), training, on_call, retired)
