@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from streamproc.agents.batching import BatchOutput
+from streamproc.agents.offload import FlowProcess
 from streamproc.audit import AuditKind
 from streamproc.flow import Sanitized, SanitizeFlow
 from streamproc.metrics import WorkerMetrics
@@ -34,6 +35,7 @@ def add_sanitizer(
     *,
     partitions: int | None = None,
     audit: Any | None = None,
+    offload: FlowProcess | None = None,
 ) -> Any:
     """Add the agent for one sanitize topology to ``app``."""
     topo = flow.topology
@@ -59,18 +61,31 @@ def add_sanitizer(
         async for events in stream.take_events(BATCH, within=WITHIN):
             n_out = 0
             latencies = []
+            items = []
             for event in events:
                 msg = event.message
                 ts = msg.timestamp
-                ts_ms = int(ts * 1000) if ts else None
-                result = process(
-                    msg.value,
-                    key=msg.key,
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    timestamp_ms=ts_ms,
+                items.append(
+                    (
+                        msg.value,
+                        msg.key,
+                        msg.topic,
+                        msg.partition,
+                        msg.offset,
+                        int(ts * 1000) if ts else None,
+                    )
                 )
+            if offload is not None:
+                results = await offload.run(items)
+            else:
+                results = [
+                    process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts_ms)
+                    for v, k, t, p, o, ts_ms in items
+                ]
+            for event, item, result in zip(events, items, results, strict=True):
+                msg = event.message
+                ts = msg.timestamp
+                ts_ms = item[5]
                 if isinstance(result, Sanitized):
                     await out.add(
                         sink_topic, msg.partition, result.key, result.value, result.headers, ts_ms

@@ -97,6 +97,7 @@ def add_topologies(
     *,
     metrics: WorkerMetrics | None = None,
     audit: Any | None = None,
+    offload_processes: int = 0,
 ) -> WorkerMetrics:
     """Load, validate and compile every topology, then add its agent to ``app``."""
     from streamproc.agents.sanitizer import add_sanitizer
@@ -138,7 +139,14 @@ def add_topologies(
                 )
             keyring = Keyring.load(settings.keyring)
         flow = build_flow(topo, settings, keyring)
-        add_sanitizer(app, flow, metrics, partitions=topo.source.partitions, audit=audit)
+        offload = None
+        if offload_processes:
+            from streamproc.agents.offload import FlowProcess
+
+            offload = FlowProcess(topo.path, settings)
+        add_sanitizer(
+            app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
+        )
         if audit is not None:
             _audit_loaded(audit, app.conf.id, topo, flow)
         event = run_event(

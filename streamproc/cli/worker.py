@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="relay with the textbook per-event agent (benchmark baseline)",
     )
+    p.add_argument(
+        "--offload",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="sanitize in a helper process beside the event loop (1, default) or inline (0)",
+    )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
     p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
@@ -64,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
         from streamproc.agents.wiring import add_topologies, open_audit
 
         audit = open_audit(settings, args.app_id)
-        add_topologies(app, settings, args.topology, metrics=metrics, audit=audit)
+        add_topologies(
+            app,
+            settings,
+            args.topology,
+            metrics=metrics,
+            audit=audit,
+            offload_processes=args.offload,
+        )
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
