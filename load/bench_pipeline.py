@@ -298,17 +298,23 @@ def main() -> int:
         "out",
     )
     run("faust relay (tuned)", ["--relay", "{src}:{dst}", "--app-id", "relay-{id}"], "out")
+    keyring_args = ["--topology", "T", "--keyring", str(tmp / "keyring.json")]
     run(
-        "faust sanitizer",
-        ["--topology", "T", "--keyring", str(tmp / "keyring.json"), "--app-id", "san-{id}"],
+        "faust sanitizer (inline)",
+        [*keyring_args, "--offload", "0", "--app-id", "inl-{id}"],
         "clean",
     )
+    run("faust sanitizer", [*keyring_args, "--app-id", "san-{id}"], "clean")
 
     by = {label: rate for label, rate, _, _ in rows}
     print()
     print(
         f"sanitizer / tuned relay: {by['faust sanitizer'] / by['faust relay (tuned)']:.2f}x  "
         f"(goal >= 0.8x)"
+    )
+    print(
+        "sanitizer (inline) / tuned relay: "
+        f"{by['faust sanitizer (inline)'] / by['faust relay (tuned)']:.2f}x"
     )
     print(
         f"tuned relay / naive relay: {by['faust relay (tuned)'] / by['faust relay (naive)']:.2f}x"
