@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import fastavro
+import fastavro.write
 from fastavro.read import SchemaResolutionError
 
 from streamproc.avro.schema import same_decoding
@@ -37,6 +38,12 @@ def register(sub: Any) -> None:
     p.add_argument("output", type=Path, metavar="OUT.avro")
     p.add_argument("--codec", default=None, help="output codec (default: the input's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes sanitizing container blocks in parallel (0 = one per CPU; 1 = inline)",
+    )
     add_policy_args(p)
     p.set_defaults(func=_sanitize)
 
@@ -48,8 +55,22 @@ def _sanitize(args: argparse.Namespace) -> int:
     )
     log.info("policy loaded: %s", describe_plan(plan))
     show = not args.no_progress and sys.stderr.isatty()
+    workers = args.workers or len(os.sched_getaffinity(0))
     start = time.perf_counter()
-    count = sanitize_file(plan, args.input, args.output, codec=args.codec, progress=show)
+    if workers > 1:
+        count = sanitize_file_parallel(
+            plan,
+            args.input,
+            args.output,
+            workers=workers,
+            schema=args.schema,
+            keyring=args.keyring,
+            tag_actions=load_tag_actions(args.tags),
+            codec=args.codec,
+            progress=show,
+        )
+    else:
+        count = sanitize_file(plan, args.input, args.output, codec=args.codec, progress=show)
     secs = time.perf_counter() - start
     rate = count / secs if secs > 0 else float("inf")
     print(
@@ -101,6 +122,66 @@ def sanitize_file(
         if progress:
             sys.stderr.write("\n")
     return counter[0]
+
+
+def sanitize_file_parallel(
+    plan: Plan,
+    src: Path,
+    dst: Path,
+    *,
+    workers: int,
+    schema: Path,
+    keyring: Path | None,
+    tag_actions: Any = None,
+    codec: str | None = None,
+    progress: bool = False,
+) -> int:
+    """:func:`sanitize_file` with container blocks sanitized in ``workers`` processes."""
+    from streamproc.parallel import sanitize_blocks
+
+    try:
+        fin = src.open("rb")
+    except OSError as exc:
+        raise SchemaError(f"input {src}: cannot be read ({exc.strerror})") from None
+    tmp = dst.with_name(f".{dst.name}.partial")
+    try:
+        with fin:
+            try:
+                blocks = fastavro.block_reader(fin)
+            except (ValueError, EOFError, TypeError):
+                raise DecodeError(f"input {src}: not an Avro object container file") from None
+            size = os.fstat(fin.fileno()).st_size
+            resolve = not same_decoding(blocks.writer_schema, plan.source_schema)
+            with tmp.open("wb") as fout:
+                writer = fastavro.write.Writer(
+                    fout, plan.derived_schema, codec=codec or blocks.codec or "null"
+                )
+                try:
+                    count = sanitize_blocks(
+                        iter(blocks),
+                        writer.write_block,
+                        workers=workers,
+                        schema=schema,
+                        keyring=keyring,
+                        strict=plan.strict,
+                        tag_actions=tag_actions,
+                        writer_schema=blocks.writer_schema,
+                        resolve=resolve,
+                        on_progress=(lambda n: _draw(n, fin.tell(), size)) if progress else None,
+                    )
+                except SchemaResolutionError:
+                    raise SchemaError(
+                        f"input {src}: its writer schema does not resolve to {plan.schema_file}"
+                    ) from None
+                except (DecodeError, TransformError) as exc:
+                    raise type(exc)(f"input {src}: {exc}") from None
+                writer.flush()
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if progress:
+            sys.stderr.write("\n")
+    return count
 
 
 def _records(
