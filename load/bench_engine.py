@@ -36,7 +36,7 @@ import fastavro
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streamproc.cli.sanitize import sanitize_file  # noqa: E402
+from streamproc.cli.sanitize import sanitize_file, sanitize_file_parallel  # noqa: E402
 from streamproc.keys import Keyring  # noqa: E402
 from streamproc.policy import Plan, compile_plan  # noqa: E402
 
@@ -133,6 +133,17 @@ def passthrough(src: Path, dst: Path) -> int:
 def streamproc_sanitize(plan: Plan) -> Callable[[Path, Path], int]:
     def run(src: Path, dst: Path) -> int:
         return sanitize_file(plan, src, dst, codec="null")
+
+    return run
+
+
+def streamproc_sanitize_parallel(
+    plan: Plan, schema: Path, keyring_path: Path, workers: int
+) -> Callable[[Path, Path], int]:
+    def run(src: Path, dst: Path) -> int:
+        return sanitize_file_parallel(
+            plan, src, dst, workers=workers, schema=schema, keyring=keyring_path, codec="null"
+        )
 
     return run
 
@@ -298,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     keyring = Keyring.generate()
     rows: list[tuple[str, str, float, int]] = []
+    workers = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        keyring_path = Path(tmp) / "keyring.json"
+        keyring.save(keyring_path)
         for label, schema_file, gen in (
             (
                 "customer_profile (15 fields, 6 transformed)",
@@ -316,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             variants: list[tuple[str, Callable[[Path, Path], int] | None]] = [
                 ("fastavro read+write passthrough", passthrough),
                 ("streamproc sanitize (read+plan+write)", streamproc_sanitize(plan)),
+                (
+                    f"streamproc sanitize --workers {workers}",
+                    streamproc_sanitize_parallel(
+                        plan, SCHEMAS / schema_file, keyring_path, workers
+                    ),
+                ),
                 ("plan.sanitize only (in memory)", engine_only(plan, records)),
                 (
                     "presidio-structured (read+anonymize+write)",
