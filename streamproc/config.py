@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         None, description="audit topic (one partition, one writer: default streamproc.audit.<app>)"
     )
     audit_checkpoint_every: int = 1000
+    enforce: bool = Field(
+        False, description="detector: apply containment as DENY ACLs (worker --enforce)"
+    )
     log_level: str = "INFO"
 
     def check_transport(self) -> None:

@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
     p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
+    p.add_argument(
+        "--enforce",
+        action="store_true",
+        help="detector: contain principals with DENY ACLs, not only containment messages",
+    )
     p.add_argument("--loglevel", default="info")
     p.set_defaults(func=run)
 
@@ -54,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from streamproc.agents.relay import add_relay
 
     settings = load_settings(
-        broker=args.broker, keyring=args.keyring, metrics_port=args.metrics_port
+        broker=args.broker,
+        keyring=args.keyring,
+        metrics_port=args.metrics_port,
+        enforce=args.enforce or None,
     )
     if not args.topology and not args.relay:
         raise ConfigError("worker needs at least one --topology or --relay")

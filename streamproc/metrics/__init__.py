@@ -58,7 +58,10 @@ class WorkerMetrics:
             "streamproc_anomalies", "access events over the threshold", ["topology"], registry=r
         )
         self.containments = Counter(
-            "streamproc_containments", "containment messages emitted", ["action"], registry=r
+            "streamproc_containments",
+            "containment messages emitted",
+            ["topology", "action"],
+            registry=r,
         )
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
