@@ -15,3 +15,12 @@ def test_demo_runs_end_to_end(kafka_bootstrap: str, capsys: pytest.CaptureFixtur
     assert "RESULT: OK" in out
     assert "sanitized out    3000" in out
     assert "raw sensitive values found in sanitized records or keys: 0" in out
+    # The access-log flow: one staged exfiltration, one containment message for on-call.
+    assert "ACCESS RESULT: OK: the staged exfiltration was contained, for exactly " in out
+    victim = out.split("ACCESS RESULT: OK: the staged exfiltration was contained, for exactly ")[1]
+    victim = victim.split()[0]
+    assert "containment message on-call receives:" in out
+    assert f"  principal          {victim}" in out
+    assert "  score / threshold  " in out and "  reasons\n    - " in out
+    assert "1 for the staged exfiltration" in out
+    assert "  recommended action SUSPEND_READ" in out or "  recommended action NOTIFY" in out
