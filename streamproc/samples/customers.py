@@ -86,7 +86,8 @@ def single_object(schema: Any, record: dict[str, Any]) -> bytes:
     return frame_single_object(crc64_fingerprint(schema), encode(schema, record))
 
 
-def _zigzag(n: int) -> bytes:
+def zigzag(n: int) -> bytes:
+    """Avro's zig-zag varint encoding of a long (to hand-craft hostile payloads)."""
     n = (n << 1) ^ (n >> 63)
     out = bytearray()
     while True:
@@ -124,7 +125,7 @@ def bad_payloads(
         cases.append(
             (
                 "oversize_items",
-                frame_single_object(crc64_fingerprint(trap_schema), _zigzag(10**9) + b"\x00"),
+                frame_single_object(crc64_fingerprint(trap_schema), zigzag(10**9) + b"\x00"),
             )
         )
     return cases

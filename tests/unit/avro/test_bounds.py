@@ -10,20 +10,7 @@ from hypothesis import strategies as st
 
 from streamproc.avro.bounds import Limits, compile_bounds
 from streamproc.errors import DecodeError, OversizeError
-
-
-def zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
+from streamproc.samples.customers import zigzag
 
 NESTED = parse_schema(
     {
