@@ -3,6 +3,7 @@ cache in front of the table, and start-up errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,6 @@ def test_state_cache_reads_own_bytes_and_restored_dicts() -> None:
     store["p"] = raw
     got, src = cache.get("p")
     assert got is st and src == (1, 41)  # cached, not parsed again
-    import json
-
     store["p"] = json.loads(raw)  # what changelog recovery puts back
     got, src = cache.get("p")
     assert got is not st and got is not None and src == (1, 41)
