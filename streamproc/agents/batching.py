@@ -12,7 +12,9 @@ always has its outputs acknowledged by the broker.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+from typing import Any, NoReturn
 
 import faust
 
@@ -78,3 +80,35 @@ class BatchOutput:
         for (topic, partition), builder in builders.items():
             if builder.record_count():
                 await self._producer.send_batch(builder, topic, partition=partition)
+
+
+def stop_on_failure(log: logging.Logger, agent: str, exc: BaseException) -> NoReturn:
+    """End the worker process when an agent's batch fails.
+
+    faust-streaming acknowledges a ``take_events`` batch even when the consumer raises, and
+    would commit it: exiting before that happens makes the uncommitted records be delivered
+    again after the restart (at-least-once), instead of being silently skipped.
+    """
+    log.critical(
+        "%s agent failed (%s); exiting so that no record is skipped", agent, type(exc).__name__
+    )
+    logging.shutdown()
+    os._exit(70)
+
+
+def add_lag_gauge(
+    app: faust.App, gauge: Any, name: str, topic: str, last_offset: dict[int, int]
+) -> None:
+    """Every 5 s: records behind the end of each assigned partition of ``topic``."""
+
+    @app.timer(5.0)
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != topic:
+                continue
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = last_offset.get(tp.partition, -1) + 1
+            gauge.labels(name, str(tp.partition)).set(max(0, high - done))

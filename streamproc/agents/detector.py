@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streamproc.agents.batching import BatchOutput
+from streamproc.agents.batching import BatchOutput, add_lag_gauge, stop_on_failure
 from streamproc.avro.codec import Decoder, Encoder, WriterSchemas
 from streamproc.errors import ConfigError, RecordError, StreamprocError
 from streamproc.flow import (
@@ -498,16 +497,8 @@ def add_detector(
             try:
                 await handle(events, cache)
             except Exception as exc:
-                # Faust acks a batch even when its consumer raises, and would commit it:
-                # stop the process instead, so the uncommitted events are delivered again
-                # (and the table, restored from its changelog, skips those it already saw).
-                log.critical(
-                    "detector agent failed (%s); exiting so that no event goes unscored",
-                    type(exc).__name__,
-                    exc_info=True,
-                )
-                logging.shutdown()
-                os._exit(70)
+                # The table, restored from its changelog, skips events it already saw.
+                stop_on_failure(log, "detector", exc)
 
     def _count_dead(reason: str, msg: Any) -> None:
         counter = dead.get(reason)
@@ -535,16 +526,6 @@ def add_detector(
 
     agent = app.agent(source, name=f"detect-{name}")(detect)
 
-    @app.timer(5.0)
-    async def report_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != topology.source.topic:
-                continue
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            done = last_offset.get(tp.partition, -1) + 1
-            metrics.consumer_lag.labels(name, str(tp.partition)).set(max(0, high - done))
+    add_lag_gauge(app, metrics.consumer_lag, name, topology.source.topic, last_offset)
 
     return agent

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from streamproc.agents.batching import BatchOutput
+from streamproc.agents.batching import BatchOutput, add_lag_gauge, stop_on_failure
 from streamproc.agents.offload import FlowProcess
 from streamproc.audit import AuditKind
 from streamproc.flow import Sanitized, SanitizeFlow
@@ -59,89 +59,83 @@ def add_sanitizer(
 
     async def sanitize(stream: Any) -> None:
         async for events in stream.take_events(BATCH, within=WITHIN):
-            n_out = 0
-            latencies = []
-            items = []
-            for event in events:
-                msg = event.message
-                ts = msg.timestamp
-                items.append(
-                    (
-                        msg.value,
-                        msg.key,
-                        msg.topic,
-                        msg.partition,
-                        msg.offset,
-                        int(ts * 1000) if ts else None,
-                    )
+            try:
+                await handle(events)
+            except Exception as exc:
+                stop_on_failure(log, "sanitize", exc)
+
+    async def handle(events: Any) -> None:
+        n_out = 0
+        latencies = []
+        items = []
+        for event in events:
+            msg = event.message
+            ts = msg.timestamp
+            items.append(
+                (
+                    msg.value,
+                    msg.key,
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    int(ts * 1000) if ts else None,
                 )
-            if offload is not None:
-                results = await offload.run(items)
+            )
+        if offload is not None:
+            results = await offload.run(items)
+        else:
+            results = [
+                process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts_ms)
+                for v, k, t, p, o, ts_ms in items
+            ]
+        for event, item, result in zip(events, items, results, strict=True):
+            msg = event.message
+            ts = msg.timestamp
+            ts_ms = item[5]
+            if isinstance(result, Sanitized):
+                await out.add(
+                    sink_topic, msg.partition, result.key, result.value, result.headers, ts_ms
+                )
+                n_out += 1
             else:
-                results = [
-                    process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts_ms)
-                    for v, k, t, p, o, ts_ms in items
-                ]
-            for event, item, result in zip(events, items, results, strict=True):
-                msg = event.message
-                ts = msg.timestamp
-                ts_ms = item[5]
-                if isinstance(result, Sanitized):
-                    await out.add(
-                        sink_topic, msg.partition, result.key, result.value, result.headers, ts_ms
+                await out.add(dlq_topic, msg.partition, None, result.value, result.headers)
+                counter = dead.get(result.reason)
+                if counter is None:
+                    counter = dead[result.reason] = metrics.dead_letters.labels(name, result.reason)
+                counter.inc()
+                if audit is not None:
+                    audit.append(
+                        AuditKind.DEAD_LETTER,
+                        reason=result.reason,
+                        topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        dlq_topic=dlq_topic,
+                        worker=name,
                     )
-                    n_out += 1
-                else:
-                    await out.add(dlq_topic, msg.partition, None, result.value, result.headers)
-                    counter = dead.get(result.reason)
-                    if counter is None:
-                        counter = dead[result.reason] = metrics.dead_letters.labels(
-                            name, result.reason
-                        )
-                    counter.inc()
-                    if audit is not None:
-                        audit.append(
-                            AuditKind.DEAD_LETTER,
-                            reason=result.reason,
-                            topic=msg.topic,
-                            partition=msg.partition,
-                            offset=msg.offset,
-                            dlq_topic=dlq_topic,
-                            worker=name,
-                        )
-                    # The reason and coordinates only; never the payload.
-                    log.warning(
-                        "dead letter: topology=%s reason=%s source=%s/%d/%d",
-                        name,
-                        result.reason,
-                        msg.topic,
-                        msg.partition,
-                        msg.offset,
-                    )
-                if ts:
-                    latencies.append(ts)
-                last_offset[msg.partition] = msg.offset
-            await out.flush()
-            now = time.time()
-            for ts in latencies:
-                m_latency.observe(max(0.0, now - ts))
-            m_in.inc(len(events))
-            m_out.inc(n_out)
-            for action, n in per_record.items():
-                transforms[action].inc(n * n_out)
+                # The reason and coordinates only; never the payload.
+                log.warning(
+                    "dead letter: topology=%s reason=%s source=%s/%d/%d",
+                    name,
+                    result.reason,
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                )
+            if ts:
+                latencies.append(ts)
+            last_offset[msg.partition] = msg.offset
+        await out.flush()
+        now = time.time()
+        for ts in latencies:
+            m_latency.observe(max(0.0, now - ts))
+        m_in.inc(len(events))
+        m_out.inc(n_out)
+        for action, n in per_record.items():
+            transforms[action].inc(n * n_out)
 
     agent = app.agent(source, name=f"sanitize-{name}")(sanitize)
 
-    @app.timer(5.0)
-    async def report_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != topo.source.topic:
-                continue
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            done = last_offset.get(tp.partition, -1) + 1
-            metrics.consumer_lag.labels(name, str(tp.partition)).set(max(0, high - done))
+    add_lag_gauge(app, metrics.consumer_lag, name, topo.source.topic, last_offset)
 
     return agent
