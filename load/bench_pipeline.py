@@ -98,13 +98,25 @@ def count_outputs(topic: str, n: int, timeout: float = 300) -> tuple[float, floa
 def start_worker(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamproc.cli.main", "worker", *args, "--loglevel", "warning"],
+        [sys.executable, "-m", "streamproc.cli.main", "worker", *args, "--loglevel", "info"],
         stdout=fh,
         stderr=subprocess.STDOUT,
         env={**os.environ, **env, "STREAMPROC_METRICS_PORT": "0"},
     )
     fh.close()
     return proc
+
+
+def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until the worker logs that it is ready (partitions assigned, agents running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "[^Worker]: Ready" in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"worker exited; see {log}")
+        time.sleep(0.2)
+    raise SystemExit(f"worker not ready in {timeout:.0f} s; see {log}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -264,7 +276,7 @@ def main() -> int:
             stop_evt.set()
             thread.join()
         else:
-            # Same worker, now idle and caught up: paced latency run on fresh topics.
+            # A fresh worker on fresh topics, ready before the paced latency run starts.
             stop(proc)
             src2, dst2, dlq2 = f"b.{run_id}.lin", f"b.{run_id}.lout", f"b.{run_id}.ldlq"
             topics(src2, dst2, dlq2)
@@ -281,7 +293,8 @@ def main() -> int:
                 wargs2[wargs2.index("--topology") + 1] = str(topo2)
             wargs2[wargs2.index("--app-id") + 1] += "-lat"
             proc = start_worker(wargs2, env, tmp / f"{run_id}-lat.log")
-            time.sleep(6)
+            wait_ready(proc, tmp / f"{run_id}-lat.log")
+            time.sleep(2)
             p50, p99, _ = latency_run(src2, dst2, base, args.rate, args.seconds)
             stop(proc)
         rows.append((label, rate, p50, p99))

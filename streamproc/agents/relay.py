@@ -29,7 +29,9 @@ def add_relay(
         async def relay_naive(stream: Any) -> None:
             async for event in stream.events():
                 msg = event.message
-                await dst.send(key=msg.key, value=msg.value, headers=msg.headers)
+                await dst.send(
+                    key=msg.key, value=msg.value, headers=msg.headers, timestamp=msg.timestamp
+                )
 
         return app.agent(src, name=f"relay-{source}")(relay_naive)
 
