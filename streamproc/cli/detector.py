@@ -34,7 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--holdout",
         type=float,
         default=0.2,
-        help="later fraction of the baseline held back for calibration",
+        help="share of principals per calibration fold (folds = 1/holdout, default 0.2)",
+    )
+    t.add_argument(
+        "--confidence",
+        type=float,
+        default=0.9,
+        help="chance, over populations resampled by principal, that the flag rate stays "
+        "within the target (default 0.9)",
     )
     t.add_argument(
         "--min-history",
@@ -94,6 +101,7 @@ def _train(args: argparse.Namespace) -> int:
         events,
         target_fpr=args.target_fpr,
         holdout=args.holdout,
+        confidence=args.confidence,
         min_history=args.min_history,
         min_age_ms=int(args.warmup_days * 86_400_000),
         params=ForestParams(
@@ -104,7 +112,8 @@ def _train(args: argparse.Namespace) -> int:
     tr = det.trained
     print(
         f"model {det.model_version} -> {args.model}: {tr['principals']} principals, "
-        f"{tr['fit_rows']} events fitted, {tr['holdout_rows']} held back; "
+        f"{tr['fit_rows']} events fitted, calibrated out-of-fold over "
+        f"{tr['calibration_folds']} folds of principals; "
         f"threshold {det.threshold:.4f} at target FPR {det.target_fpr}"
     )
     return 0

@@ -62,6 +62,8 @@ _READ_SIGNS = frozenset(
         "distinct_window",
         "distinct_rel",
         "dataset_rare",
+        "volume_cusum",
+        "dataset_run",
     }
 )
 _CREDENTIAL_SIGNS = frozenset({"fail_short"})

@@ -74,6 +74,15 @@ def _text(name: str, v: float, ev: AccessEvent) -> str:
         return f"action {ev.action} is unusual for this principal"
     if name == "pair_rare":
         return f"{ev.action} on {ev.dataset} is new or rare for this principal"
+    if name == "volume_cusum":
+        return (
+            f"several {ev.action}s in a row above this principal's usual volume "
+            f"(cumulative excess {math.expm1(v):.0f} sd)"
+        )
+    if name == "dataset_run":
+        return f"dataset {ev.dataset} used about {math.exp(v):.0f}x more often than usual lately"
+    if name == "action_burst":
+        return f"{ev.action} about {math.exp(v):.0f}x more often than its usual share lately"
     if name == "time_rare":
         hour = (ev.ts % 86_400_000) // 3_600_000
         day = "weekend" if ((ev.ts // 86_400_000) + 3) % 7 >= 5 else "weekday"

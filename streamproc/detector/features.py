@@ -10,9 +10,17 @@ rates, which count the event itself. Memory per principal is bounded: decayed co
 robust location/scale estimates, and maps of datasets / IPs / networks capped in size (the
 least-used entry is evicted).
 
-Rarity features compare a key's count *before the current hour* to the principal's decayed
-total, so a burst (a scraper reading one new dataset a hundred times, a hundred DELETEs) stays
-rare for the length of the burst instead of teaching itself to be normal.
+Rarity features of datasets, actions and (action, dataset) pairs compare a key's count *before
+the current hour* to the principal's decayed total, so a burst (a scraper reading one new dataset
+a hundred times, a hundred DELETEs) stays rare for the length of the burst instead of teaching
+itself to be normal. Source IPs and networks count every use, so a session from a new address
+is rare at its start only.
+
+Three features look at a run of events rather than one: a CUSUM of the volume z-score beyond
+a slack (staged exports: each event within the normal tail, their sum not), the recent use of
+the event's dataset against the principal's typical (paging through a known table), and the
+recent count of the event's action against its long-run share (writes by a read-mostly
+principal).
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "action_rare",  # surprisal of the action
     "pair_rare",  # surprisal of (action, dataset): e.g. deleting what one only ever read
     "time_rare",  # surprisal of hour-of-day x weekday/weekend
+    "volume_cusum",  # log1p(CUSUM of rows_z beyond a slack, decayed): staged volume adds up
+    "dataset_run",  # log1p(recent uses of this dataset) minus the principal's typical value
+    "action_burst",  # log of recent uses of this action vs its long-run share of the window
 )
 #: The range each feature can meaningfully take (training adds a thin uniform background
 #: over it, so values beyond anything seen in normal traffic isolate quickly).
@@ -66,9 +77,14 @@ FEATURE_BOUNDS: tuple[tuple[float, float], ...] = (
     (0.0, 12.0),  # action_rare
     (0.0, 12.0),  # pair_rare
     (0.0, 12.0),  # time_rare
+    (0.0, 6.0),  # volume_cusum
+    (-6.5, 6.5),  # dataset_run
+    (-6.5, 6.5),  # action_burst
 )
 N_FEATURES = len(FEATURE_NAMES)
 _Z_CLIP = 20.0
+# 1 / E[min(z^2, 4)] for a standard normal z
+_WINSOR_2SD = 1.0 / 0.9205
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +101,7 @@ class FeatureConfig:
     baseline_rate: float = 0.03  # step of the robust volume-norm updates
     typical_rate: float = 0.02  # step of the EW means of window features
     min_action_history: int = 8  # events of an action before it gets its own volume norm
+    cusum_slack: float = 1.5  # z a single event must exceed to add to the volume CUSUM
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +115,7 @@ class FeatureConfig:
             "baseline_rate": self.baseline_rate,
             "typical_rate": self.typical_rate,
             "min_action_history": self.min_action_history,
+            "cusum_slack": self.cusum_slack,
         }
 
     @classmethod
@@ -132,6 +150,9 @@ class PrincipalState:
     typ_rate: float = 0.0
     typ_distinct: float = 0.0
     typ_volume: float = 0.0
+    win: float = 0.0
+    cusum: float = 0.0
+    typ_run: float = 0.0
     norms: dict[str, Norm] = field(default_factory=dict)
     datasets: dict[str, Entry] = field(default_factory=dict)
     ips: dict[str, Entry] = field(default_factory=dict)
@@ -146,7 +167,7 @@ class PrincipalState:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
         return {
-            "v": 1,
+            "v": 2,
             "n": self.n,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -159,6 +180,9 @@ class PrincipalState:
             "typ_rate": self.typ_rate,
             "typ_distinct": self.typ_distinct,
             "typ_volume": self.typ_volume,
+            "win": self.win,
+            "cusum": self.cusum,
+            "typ_run": self.typ_run,
             "norms": {k: list(v) for k, v in self.norms.items()},
             "datasets": {k: list(v) for k, v in self.datasets.items()},
             "ips": {k: list(v) for k, v in self.ips.items()},
@@ -175,7 +199,8 @@ class PrincipalState:
     def from_dict(cls, d: dict[str, Any]) -> PrincipalState:
         """Restore a state written by :meth:`to_dict`; raises DetectorError if malformed."""
         try:
-            if d.get("v") != 1:
+            version = d.get("v")
+            if version not in (1, 2):
                 raise ValueError("version")
             hours = [float(x) for x in d["hours"]]
             if len(hours) != 48:
@@ -193,6 +218,10 @@ class PrincipalState:
                 typ_rate=float(d["typ_rate"]),
                 typ_distinct=float(d["typ_distinct"]),
                 typ_volume=float(d["typ_volume"]),
+                # version 1 lacked these; they start from zero and warm up in about an hour
+                win=float(d.get("win", 0.0)),
+                cusum=float(d.get("cusum", 0.0)),
+                typ_run=float(d.get("typ_run", 0.0)),
                 norms={str(k): [float(x) for x in v] for k, v in d["norms"].items()},
                 datasets={str(k): [float(x) for x in v] for k, v in d["datasets"].items()},
                 ips={str(k): [float(x) for x in v] for k, v in d["ips"].items()},
@@ -264,6 +293,8 @@ class FeatureExtractor:
         state.rate = state.rate * d_short + 1.0
         state.fail = state.fail * d_short + (0.0 if ok else 1.0)
         state.volume = state.volume * d_win + ev.rows
+        win_before = state.win * d_win
+        state.win = win_before + 1.0
 
         total1 = state.total + 1.0
         log = math.log
@@ -278,10 +309,14 @@ class FeatureExtractor:
         state.distinct = state.distinct * d_win + (1.0 if ds_recent < 0.5 else 0.0)
 
         ip_entry = state.ips.get(ev.source_ip)
-        ip_recent, ip_prior = self._recent_prior(ip_entry, t)
+        ip_recent, _ = self._recent_prior(ip_entry, t)
         net = network_of(ev.source_ip)
         net_entry = state.nets.get(net)
-        net_recent, net_prior = self._recent_prior(net_entry, t)
+        net_recent, _ = self._recent_prior(net_entry, t)
+        # Unlike datasets and actions, a source address counts its uses in the current hour:
+        # a working session from a new address is one novelty, not forty.
+        ip_seen = ip_entry[0] if ip_entry is not None else 0.0
+        net_seen = net_entry[0] if net_entry is not None else 0.0
         act_entry = state.actions.get(ev.action)
         act_recent, act_prior = self._recent_prior(act_entry, t)
         pair = ev.action + " " + ev.dataset
@@ -308,6 +343,13 @@ class FeatureExtractor:
                 -_Z_CLIP if bytes_z < -_Z_CLIP else (_Z_CLIP if bytes_z > _Z_CLIP else bytes_z)
             )
 
+        # CUSUM of the volume z-score beyond a slack: one large access barely moves it, a
+        # staged export of many moderately large ones (each within the normal tail) adds up.
+        zpos = rows_z if rows_z > bytes_z else bytes_z
+        cusum = state.cusum * d_win + zpos - c.cusum_slack
+        state.cusum = cusum if cusum > 0.0 else 0.0
+        l_run = math.log1p(ds_recent)
+        share = (act_prior + 0.5) / total1
         l_rate = math.log1p(state.rate)
         l_distinct = math.log1p(state.distinct)
         l_volume = math.log1p(state.volume)
@@ -321,11 +363,14 @@ class FeatureExtractor:
             l_distinct - state.typ_distinct,
             l_volume - state.typ_volume,
             log(total1 / (ds_prior + 0.5)),
-            log(total1 / (ip_prior + 0.5)),
-            log(total1 / (net_prior + 0.5)),
+            log(total1 / (ip_seen + 0.5)),
+            log(total1 / (net_seen + 0.5)),
             log(total1 / (act_prior + 0.5)),
             log(total1 / (pair_prior + 0.5)),
             log(total1 / (smooth + 0.5)),
+            math.log1p(state.cusum),
+            l_run - state.typ_run,
+            log((act_recent + 1.0) / (win_before * share + 1.0)),
         )
 
         # --- fold the event into the state -------------------------------------------
@@ -337,6 +382,7 @@ class FeatureExtractor:
             state.typ_rate += a * (l_rate - state.typ_rate)
             state.typ_distinct += a * (l_distinct - state.typ_distinct)
             state.typ_volume += a * (l_volume - state.typ_volume)
+            state.typ_run += a * (l_run - state.typ_run)
         if ok:
             self._update_norm(state.norms, "*", lrows, lbytes)
             self._update_norm(state.norms, ev.action, lrows, lbytes)
@@ -383,10 +429,16 @@ class FeatureExtractor:
             # Huber-style: a deviation counts at most 3 sd, so one huge value (or a burst
             # of them) moves the norm by a bounded step.
             lim = 3.0 * sd
+            sq = dev * dev
             if k >= self.config.min_action_history:
                 dev = -lim if dev < -lim else (lim if dev > lim else dev)
+                # The spread takes a deviation at most 2 sd (scaled to stay unbiased for a
+                # normal law): clipped at 3 sd, a staged export of ten large events would
+                # still widen it about threefold and hide the next large export.
+                cap = 4.0 * sd * sd
+                sq = (sq if sq < cap else cap) * _WINSOR_2SD
             norm[i] = mean + a * dev
-            var = sd * sd + a * (dev * dev - sd * sd)
+            var = sd * sd + a * (sq - sd * sd)
             sd = math.sqrt(var) if var > 0 else 0.0
             norm[i + 1] = 0.1 if sd < 0.1 else sd
         norm[0] = k + 1.0

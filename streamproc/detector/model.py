@@ -32,7 +32,9 @@ from streamproc.detector.features import (
 from streamproc.detector.forest import CompiledForest
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/1"
+MODEL_FORMAT = "streamproc.detector/2"
+#: Formats this version recognises but cannot use (other feature vector); retrain.
+OLD_FORMATS: frozenset[str] = frozenset({"streamproc.detector/1"})
 #: Types skops may instantiate when loading a model beyond its built-in safe set.
 TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
@@ -59,6 +61,55 @@ class FeatureReference:
     def of(cls, X: np.ndarray) -> FeatureReference:
         q = np.quantile(X, [0.01, 0.5, 0.99], axis=0)
         return cls(tuple(map(float, q[0])), tuple(map(float, q[1])), tuple(map(float, q[2])))
+
+
+def _fit(X: np.ndarray, p: ForestParams) -> IsolationForest:
+    """An isolation forest on ``X`` plus a thin uniform background over the feature bounds.
+
+    Without the background the forest treats a value far beyond the training range like the
+    most extreme training value; a thin uniform cover of each feature's meaningful range lets
+    such values isolate in few splits.
+    """
+    X_train = X
+    if p.background > 0:
+        rng = np.random.default_rng(p.random_state)
+        lo = np.minimum(np.array([b[0] for b in FEATURE_BOUNDS]), X.min(axis=0))
+        hi = np.maximum(np.array([b[1] for b in FEATURE_BOUNDS]), X.max(axis=0))
+        bg = rng.uniform(lo, hi, size=(int(len(X) * p.background), len(FEATURE_NAMES)))
+        X_train = np.vstack([X, bg])
+    return IsolationForest(
+        n_estimators=p.n_estimators,
+        max_samples=min(p.max_samples, len(X_train)),
+        random_state=p.random_state,
+    ).fit(X_train)
+
+
+def _calibrate(
+    scores: np.ndarray,
+    principal: np.ndarray,
+    n_principals: int,
+    target_fpr: float,
+    confidence: float,
+    rng: np.random.Generator,
+    rounds: int = 200,
+) -> float:
+    """A threshold that keeps the flag rate at most ``target_fpr`` for new populations.
+
+    ``scores`` are out-of-fold scores of normal events, ``principal`` their principal's index.
+    How many events a population has flagged depends on which principals (roles) it holds, so
+    the threshold is the ``confidence`` quantile, over a bootstrap of whole principals, of the
+    ``1 - target_fpr`` score quantile of the resampled population.
+    """
+    order = np.argsort(principal, kind="stable")
+    s_sorted = scores[order]
+    bounds = np.searchsorted(principal[order], np.arange(n_principals + 1))
+    per = [s_sorted[bounds[i] : bounds[i + 1]] for i in range(n_principals)]
+    qs = np.empty(rounds)
+    for r in range(rounds):
+        pick = rng.integers(0, n_principals, size=n_principals)
+        qs[r] = np.quantile(np.concatenate([per[i] for i in pick]), 1.0 - target_fpr)
+    point = float(np.quantile(scores, 1.0 - target_fpr))
+    return max(point, float(np.quantile(qs, confidence)))
 
 
 class Detector:
@@ -121,18 +172,22 @@ class Detector:
         *,
         target_fpr: float = 0.01,
         holdout: float = 0.2,
+        confidence: float = 0.9,
         min_history: int = 50,
         min_age_ms: int = 7 * 86_400_000,
         params: ForestParams | None = None,
         feature_config: FeatureConfig | None = None,
     ) -> Detector:
-        """Fit on baseline ``events``; calibrate the threshold on a held-back part.
+        """Fit on baseline ``events``; calibrate the threshold on principals held out.
 
         A principal's warm-up -- its first ``min_history`` events and its first
         ``min_age_ms`` of event time, when everything is new -- is neither trained on nor
-        calibrated on (and the decider does not judge it). A random ``holdout`` fraction of the
-        remaining events is held back; the forest is fitted on the rest, and the threshold is the
-        ``1 - target_fpr`` quantile of the held-back events' scores.
+        calibrated on (and the decider does not judge it). The principals are split into
+        ``round(1 / holdout)`` folds; each fold is scored by a forest fitted on the others, so
+        every calibration score is one of a principal the forest has not seen. The threshold
+        is the ``confidence`` quantile, over a bootstrap of principals, of the
+        ``1 - target_fpr`` quantile of those scores (see :func:`_calibrate`). The forest that
+        is kept is fitted on all principals.
         """
         if not 0.0 < target_fpr < 0.5:
             raise DetectorError("target_fpr must be in (0, 0.5)")
@@ -140,38 +195,38 @@ class Detector:
             raise DetectorError("holdout must be in (0, 1)")
         p = params or ForestParams()
         fc = feature_config or FeatureConfig()
+        if not 0.5 <= confidence < 1.0:
+            raise DetectorError("confidence must be in [0.5, 1)")
         batch = featurize(FeatureExtractor(fc), events)
         ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
         mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
-        # A random (seeded) hold-out spans the whole baseline, young and mature states alike,
-        # so the calibrated rate carries over to traffic that starts from fresh state.
-        mature = np.random.default_rng(p.random_state).permutation(mature)
-        n_hold = int(len(mature) * holdout)
-        n_fit = len(mature) - n_hold
-        if n_fit < 2 * p.max_samples or n_hold < 20 / target_fpr:
+        owner = np.array([events[int(i)].principal for i in mature], dtype=object)
+        names, who = np.unique(owner, return_inverse=True)
+        folds = max(2, round(1.0 / holdout))
+        if len(names) < folds:
             raise DetectorError(
-                f"not enough baseline events past warm-up: {n_fit} to fit (need "
-                f"{2 * p.max_samples}), {n_hold} held back (need {int(20 / target_fpr)})"
+                f"calibration needs at least {folds} principals past warm-up, got {len(names)}"
             )
-        X_fit = batch.X[mature[:n_fit]]
-        X_hold = batch.X[mature[n_fit:]]
-        X_train = X_fit
-        if p.background > 0:
-            # Without a background the forest treats a value far beyond the training range
-            # like the most extreme training value; a thin uniform cover of each feature's
-            # meaningful range lets such values isolate in few splits.
-            rng = np.random.default_rng(p.random_state)
-            lo = np.minimum(np.array([b[0] for b in FEATURE_BOUNDS]), X_fit.min(axis=0))
-            hi = np.maximum(np.array([b[1] for b in FEATURE_BOUNDS]), X_fit.max(axis=0))
-            bg = rng.uniform(lo, hi, size=(int(n_fit * p.background), len(FEATURE_NAMES)))
-            X_train = np.vstack([X_fit, bg])
-        forest = IsolationForest(
-            n_estimators=p.n_estimators,
-            max_samples=min(p.max_samples, len(X_train)),
-            random_state=p.random_state,
-        ).fit(X_train)
-        compiled = CompiledForest(forest)
-        threshold = float(np.quantile(compiled.score(X_hold), 1.0 - target_fpr))
+        rng = np.random.default_rng(p.random_state)
+        # Folds are whole principals: a threshold has to hold for principals the forest has
+        # never seen, and a principal's own events are not exchangeable with a stranger's.
+        fold_of = rng.permutation(len(names)) % folds
+        ev_fold = fold_of[who]
+        n_hold = int(np.bincount(ev_fold, minlength=folds).min())
+        if len(mature) - n_hold < 2 * p.max_samples or len(mature) < 20 / target_fpr:
+            raise DetectorError(
+                f"not enough baseline events past warm-up: {len(mature)} (need "
+                f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
+            )
+        X_all = batch.X[mature]
+        forest = _fit(X_all, p)
+        oof = np.empty(len(mature))
+        for k in range(folds):
+            held = ev_fold == k
+            oof[held] = CompiledForest(_fit(X_all[~held], p)).score(X_all[held])
+        threshold = _calibrate(oof, who, len(names), target_fpr, confidence, rng)
+        n_fit = len(mature)
+        X_fit = X_all
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(X_fit).tobytes())
         digest.update(
@@ -198,7 +253,9 @@ class Detector:
             trained={
                 "events": len(events),
                 "fit_rows": int(n_fit),
-                "holdout_rows": int(n_hold),
+                "holdout_rows": int(n_fit),
+                "calibration_folds": folds,
+                "calibration_confidence": confidence,
                 "principals": len({e.principal for e in events}),
                 "first_ts": int(ts.min()) if len(ts) else 0,
                 "last_ts": int(ts.max()) if len(ts) else 0,
@@ -255,6 +312,11 @@ class Detector:
             obj = sio.load(p, trusted=sorted(untrusted))
         except Exception:
             raise ModelLoadError(f"model file {p} cannot be loaded") from None
+        if isinstance(obj, dict) and obj.get("format") in OLD_FORMATS:
+            raise ModelLoadError(
+                f"model file {p} is a {obj['format']} model, written by an older detector with "
+                f"other features; retrain it (streamproc detector train) to get {MODEL_FORMAT}"
+            )
         if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
             raise ModelLoadError(f"model file {p} is not a {MODEL_FORMAT} model")
         if list(obj.get("feature_names", [])) != list(FEATURE_NAMES):

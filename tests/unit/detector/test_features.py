@@ -21,6 +21,7 @@ from streamproc.errors import DetectorError
 
 T0 = 1_709_546_400_000  # Monday 2024-03-04 10:00 UTC
 MIN = 60_000
+HOUR_MS_FOR_TEST = 3_600_000
 IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
 
@@ -157,3 +158,66 @@ def test_featurize_processes_in_time_order_but_returns_input_order() -> None:
 def test_time_bin_weekday_and_weekend() -> None:
     assert time_bin(T0) == 10  # Monday 10:00
     assert time_bin(T0 + 5 * 86_400_000) == 34  # Saturday 10:00
+
+
+def test_version_1_state_is_migrated() -> None:
+    _, st = run(routine(100))
+    d = st.to_dict()
+    assert d["v"] == 2
+    old = {k: v for k, v in d.items() if k not in ("win", "cusum", "typ_run")}
+    old["v"] = 1
+    restored = PrincipalState.from_dict(old)
+    assert restored.n == st.n and restored.cusum == 0.0 and restored.win == 0.0
+    with pytest.raises(DetectorError):
+        PrincipalState.from_dict({**d, "v": 3})
+
+
+def test_staged_export_accumulates_in_the_volume_cusum() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    # ten reads each ~30x the usual rows: each one alone sits in the normal tail
+    staged = [ev(4000 + k, t + k * 5 * MIN, rows=3_000) for k in range(10)]
+    X, _ = run(staged, PrincipalState.from_dict(st.to_dict()))
+    assert X[-1, IDX["volume_cusum"]] > X[0, IDX["volume_cusum"]] + 1.5
+    usual, _ = run([ev(5000 + k, t + k * 5 * MIN) for k in range(10)], st)
+    assert usual[:, IDX["volume_cusum"]].max() < 1.0
+
+
+def test_a_staged_export_does_not_widen_the_volume_norm_much() -> None:
+    events = routine()
+    _, st = run(events)
+    sd_before = st.norms["READ"][2]
+    t = events[-1].ts + MIN
+    _, st = run([ev(4000 + k, t + k * 5 * MIN, rows=3_000) for k in range(10)], st)
+    # a 3-sd cap on the spread update would widen it ~2.9x over ten such events
+    assert st.norms["READ"][2] < 2.0 * sd_before
+    big, _ = run([ev(6000, t + HOUR_MS_FOR_TEST, rows=200_000)], st)
+    assert big[0, IDX["rows_z"]] > 5
+
+
+def test_paging_and_write_bursts_register() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    paging, _ = run(
+        [ev(7000 + k, t + k * 2_000, dataset="a") for k in range(120)],
+        PrincipalState.from_dict(st.to_dict()),
+    )
+    assert paging[-1, IDX["dataset_run"]] > 2.5
+    writes, _ = run(
+        [ev(8000 + k, t + k * 10_000, action="WRITE") for k in range(20)],
+        PrincipalState.from_dict(st.to_dict()),
+    )
+    assert writes[-1, IDX["action_burst"]] > 2.0
+    usual, _ = run([ev(9000 + k, t + k * 10 * MIN, dataset="ab"[k % 2]) for k in range(12)], st)
+    assert usual[:, IDX["dataset_run"]].max() < 1.0
+    assert usual[:, IDX["action_burst"]].max() < 1.0
+
+
+def test_a_session_from_a_new_address_is_novel_at_its_start_only() -> None:
+    events = routine()
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    X, _ = run([ev(9500 + k, t + k * MIN, ip="203.0.113.7") for k in range(20)], st)
+    assert X[0, IDX["ip_rare"]] > X[-1, IDX["ip_rare"]] + 1.5

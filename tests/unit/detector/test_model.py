@@ -81,7 +81,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/1 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/2 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -92,3 +92,25 @@ def test_too_little_baseline_is_an_error(baseline_events: list[AccessEvent]) -> 
         Detector.train(baseline_events[:3000], min_age_ms=0)
     with pytest.raises(DetectorError, match="target_fpr"):
         Detector.train(baseline_events, target_fpr=0.0)
+
+
+def test_old_format_models_are_refused_with_a_hint(
+    tmp_path: Path, small_detector: Detector
+) -> None:
+    p = tmp_path / "old.skops"
+    sio.dump(
+        {"format": "streamproc.detector/1", "forest": small_detector.forest, "threshold": 0.5},
+        p,
+    )
+    with pytest.raises(ModelLoadError, match=r"older detector.*retrain"):
+        Detector.load(p)
+
+
+def test_calibration_is_out_of_fold_and_conservative(baseline_events: list[AccessEvent]) -> None:
+    kw = {"min_age_ms": 3 * 86_400_000, "params": ForestParams(n_estimators=30)}
+    loose = Detector.train(baseline_events, confidence=0.5, **kw)  # type: ignore[arg-type]
+    strict = Detector.train(baseline_events, confidence=0.95, **kw)  # type: ignore[arg-type]
+    assert strict.threshold >= loose.threshold
+    assert strict.trained["calibration_folds"] == 5
+    with pytest.raises(DetectorError, match="confidence"):
+        Detector.train(baseline_events, confidence=1.0, **kw)  # type: ignore[arg-type]
