@@ -45,10 +45,23 @@ UNSEEN = TraceConfig(
 )
 
 
+SHORT = {
+    "bulk_export": "exp",
+    "scraping": "scr",
+    "off_hours_new_data": "off",
+    "credential_stuffing": "cred",
+    "destructive": "dst",
+}
+
+
+def kinds(r: EvaluationReport) -> str:
+    return " ".join(f"{SHORT.get(k, k)} {r.recall_by_kind.get(k, float('nan')):.2f}" for k in SHORT)
+
+
 def row(name: str, seed: int, r: EvaluationReport) -> str:
     return (
         f"| {name} | {seed} | {r.judged} | {r.incidents} | {r.roc_auc:.4f} | {r.pr_auc:.3f} | "
-        f"{r.incident_recall:.3f} | {r.normal_flag_rate * 100:.2f} % | "
+        f"{r.incident_recall:.3f} | {kinds(r)} | {r.normal_flag_rate * 100:.2f} % | "
         f"{r.ttd_median_s:.0f} / {r.ttd_p90_s:.0f} s | {', '.join(r.missed) or '-'} |"
     )
 
@@ -70,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     scorer = Scorer(det, Decider.from_detector(det))
     print(
         "| config | seed | judged events | incidents | ROC-AUC | PR-AUC | incident recall "
-        "| normal flagged | TTD median / p90 | missed |"
+        "| recall by kind | normal flagged | TTD median / p90 | missed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     reports: list[EvaluationReport] = []
     for name, cfg in (("seen", SEEN), ("unseen", UNSEEN)):
         for seed in a.seeds:
