@@ -10,7 +10,7 @@ import faust
 from streamproc.agents.batching import BatchOutput
 
 BATCH = 1000
-WITHIN = 0.02
+WITHIN = 0.005
 
 
 def add_relay(

@@ -25,7 +25,7 @@ from streamproc.metrics import WorkerMetrics
 log = logging.getLogger("streamproc.agents.sanitizer")
 
 BATCH = 1000
-WITHIN = 0.02
+WITHIN = 0.005
 
 
 def add_sanitizer(

@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--offload",
-        type=int,
-        choices=(0, 1),
-        default=1,
-        help="sanitize in a helper process beside the event loop (1, default) or inline (0)",
+        choices=("auto", "0", "1"),
+        default="auto",
+        help="sanitize in a helper process beside the event loop: 1, 0 (inline) or auto "
+        "(on with 4 or more CPUs; with fewer, the broker and the event loop already use them)",
     )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
@@ -85,9 +85,17 @@ def run(args: argparse.Namespace) -> int:
             args.topology,
             metrics=metrics,
             audit=audit,
-            offload_processes=args.offload,
+            offload_processes=_offload(args.offload),
         )
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0
+
+
+def _offload(choice: str) -> int:
+    import os
+
+    if choice == "auto":
+        return 1 if len(os.sched_getaffinity(0)) >= 4 else 0
+    return int(choice)

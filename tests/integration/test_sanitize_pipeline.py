@@ -154,8 +154,9 @@ def test_end_to_end_50k_with_canaries_and_bad_input(
     assert b"dead letter: topology=" in blobs["log"]  # the log does report DLQ events
 
 
+@pytest.mark.parametrize("offload", ["0", "1"])
 def test_worker_survives_bad_input_and_keeps_serving(
-    kafka_bootstrap, make_topic, worker_factory, tmp_path
+    offload: str, kafka_bootstrap, make_topic, worker_factory, tmp_path
 ) -> None:
     source = make_topic("customers.raw", partitions=3)
     sink, dlq, lineage = make_topic("clean", 3), make_topic("dlq", 3), make_topic("lineage")
@@ -171,6 +172,8 @@ def test_worker_survives_bad_input_and_keeps_serving(
         str(tmp_path / "keyring.json"),
         "--app-id",
         f"bad-{source}",
+        "--offload",
+        offload,
         env={
             "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit" / "audit-signing.pem"),
             "STREAMPROC_AUDIT_FILE": str(audit_file),
