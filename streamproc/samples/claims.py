@@ -21,15 +21,17 @@ def _address(rng: random.Random, i: int) -> dict[str, Any]:
 
 
 def claim_record(i: int, rng: random.Random) -> dict[str, Any]:
-    lines = []
+    lines: list[dict[str, Any]] = []
+    amounts: list[Decimal] = []
     for n in range(rng.randrange(1, 4)):
+        amounts.append(Decimal(rng.randrange(1000, 500000)) / 100)
         lines.append(
             {
                 "line_no": n + 1,
                 "procedure_code": f"99{rng.randrange(100, 999)}",
                 "diagnosis_codes": rng.sample(CODES, rng.randrange(1, 3)),
                 "service_date": dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(0, 300)),
-                "amount": Decimal(rng.randrange(1000, 500000)) / 100,
+                "amount": amounts[-1],
                 "notes": None
                 if rng.random() < 0.5
                 else f"follow-up in {rng.randrange(2, 9)} weeks",
@@ -54,7 +56,7 @@ def claim_record(i: int, rng: random.Random) -> dict[str, Any]:
         "submitted_at": dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
         + dt.timedelta(seconds=rng.randrange(0, 90 * 86400)),
         "lines": lines,
-        "total_amount": sum((ln["amount"] for ln in lines), Decimal("0.00")),
+        "total_amount": sum(amounts, Decimal("0.00")),
         "status": rng.choice(["SUBMITTED", "APPROVED", "DENIED", "PAID"]),
         "adjuster_notes": {"reviewer": f"adj-{i % 5}"} if i % 2 else {},
         "risk_score": None if i % 5 == 0 else round(rng.random(), 3),
