@@ -62,7 +62,7 @@ bench: kafka-jars
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	@started=0; \
 	if ! $(SP) kafka status >/dev/null 2>&1; then $(SP) kafka up || exit 1; started=1; fi; \
-	rc=0; for b in load/bench_*.py; do echo "== $$b"; $(PY) $$b || rc=1; done; \
+	rc=0; for b in load/bench_*.py; do echo "== $$b"; $(PY) -m load.$$(basename $$b .py) || rc=1; done; \
 	if [ $$started = 1 ]; then $(SP) kafka down; fi; \
 	exit $$rc
 
