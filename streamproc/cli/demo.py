@@ -112,29 +112,14 @@ def run(args: argparse.Namespace) -> int:
         "STREAMPROC_BROKER": settings.broker,
         "STREAMPROC_DATA_DIR": str(work / "data"),
     }
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamproc.cli.main",
-                "worker",
-                "--topology",
-                str(topo),
-                "--keyring",
-                str(work / "keyring.json"),
-                "--app-id",
-                f"demo-{run_id}",
-                "--metrics-port",
-                str(port),
-                "--loglevel",
-                "info",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    worker = _spawn_worker(
+        [
+            *("--topology", str(topo), "--keyring", str(work / "keyring.json")),
+            *("--app-id", f"demo-{run_id}", "--metrics-port", str(port), "--loglevel", "info"),
+        ],
+        log_path,
+        env,
+    )
     try:
         _wait_ready(log_path, worker)
         plan = compile_plan(schemas / "customer_profile.avsc", keyring)
@@ -226,12 +211,7 @@ def run(args: argparse.Namespace) -> int:
         access_ok = _access_flow(conf, settings.broker, work, run_id, schemas)
         return 0 if ok and access_ok else 1
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        _stop_worker(worker)
         if not args.keep:
             for path in sorted(work.rglob("*"), reverse=True):
                 if path.is_file():
@@ -257,6 +237,27 @@ def _produce(producer: Any, topic: str, key: bytes, value: bytes) -> None:
             return
         except BufferError:
             producer.poll(0.05)
+
+
+def _spawn_worker(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A ``streamproc worker`` process (own session, output to ``log_path``)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamproc.cli.main", "worker", *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _wait_ready(log_path: Path, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -376,18 +377,14 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
     port = _free_port()
     log_path = work / "access-worker.log"
     env = {**os.environ, "STREAMPROC_BROKER": broker, "STREAMPROC_DATA_DIR": str(work / "data")}
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "streamproc.cli.main", "worker"),
-                *("--topology", str(topo), "--keyring", str(work / "keyring.json")),
-                *("--app-id", f"demo-{run_id}-access", "--metrics-port", str(port)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    worker = _spawn_worker(
+        [
+            *("--topology", str(topo), "--keyring", str(work / "keyring.json")),
+            *("--app-id", f"demo-{run_id}-access", "--metrics-port", str(port)),
+        ],
+        log_path,
+        env,
+    )
     try:
         _wait_ready(log_path, worker)
         enc = AccessEncoder()
@@ -451,12 +448,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
         )
         return ok
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        _stop_worker(worker)
 
 
 def _traces(out: Path, *args: str) -> list[dict[str, Any]]:
