@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import re
 import signal
@@ -47,6 +46,7 @@ from streamproc.keys import Keyring  # noqa: E402
 from streamproc.samples.access import (  # noqa: E402
     CONTAINMENT_SCHEMA,
     AccessEncoder,
+    baseline_trace,
     load_schema,
     night_of,
 )
@@ -60,16 +60,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def trace(out: Path, *args: str) -> list[dict[str, Any]]:
-    subprocess.run(
-        [sys.executable, "-m", "load.access_traces", *args, "--baseline", "--out", str(out)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
 
 
 def producer() -> Producer:
@@ -117,7 +107,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-detect-"))
     t0 = time.monotonic()
-    base = trace(work / "baseline.jsonl", "--seed", "1000", "--principals", "25", "--days", "14")
+    base = baseline_trace(
+        work / "baseline.jsonl", "--seed", "1000", "--principals", "25", "--days", "14"
+    )
     model = work / "access-detector.skops"
     subprocess.run(
         [
@@ -138,7 +130,7 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
-    events = trace(
+    events = baseline_trace(
         work / "trace.jsonl", "--seed", "3", "--principals", str(a.principals), "--days", "11"
     )
     cut = night_of(events, HISTORY_DAYS, 0.0)

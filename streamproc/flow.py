@@ -115,6 +115,7 @@ class SanitizeFlow:
             (H_KEY_VERSIONS, versions.encode()),
         ]
         self._writer_fp_header: dict[int, tuple[str, bytes]] = {}
+        self._source_headers: dict[tuple[str, int], Headers] = {}
         # Which transform actions one record passes through (lineage is fixed per plan).
         self.actions_per_record = Counter(
             f.action for f in plan.lineage if f.action not in ("keep",)
@@ -141,11 +142,13 @@ class SanitizeFlow:
         timestamp_ms: int | None = None,
     ) -> Outcome:
         self.stats.records_in += 1
-        coords: Headers = [
-            (H_SOURCE_TOPIC, topic.encode()),
-            (H_SOURCE_PARTITION, str(partition).encode()),
-            (H_SOURCE_OFFSET, str(offset).encode()),
-        ]
+        where = self._source_headers.get((topic, partition))
+        if where is None:
+            where = self._source_headers[(topic, partition)] = [
+                (H_SOURCE_TOPIC, topic.encode()),
+                (H_SOURCE_PARTITION, str(partition).encode()),
+            ]
+        coords: Headers = [*where, (H_SOURCE_OFFSET, str(offset).encode())]
         try:
             if value is None:
                 raise RecordError("tombstone (null value) on a raw topic", reason="null_value")

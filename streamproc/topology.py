@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from streamproc.avro.bounds import Limits
-from streamproc.errors import TopologyError
+from streamproc.errors import StreamprocError, TopologyError
 
 Framing = Literal["confluent", "single-object", "auto"]
 WriteFraming = Literal["confluent", "single-object"]
@@ -126,20 +126,25 @@ class _Reader:
             raise self._err(unknown[0], "unknown key")
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Parse and validate one topology file."""
-    p = Path(path).resolve()
+def read_yaml_mapping(p: Path, what: str, error: type[StreamprocError]) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; ``error`` names the file (and the line)."""
     try:
         data = yaml.safe_load(p.read_text())
     except OSError as exc:
-        raise TopologyError(f"{p}: cannot read topology file ({exc.strerror})") from None
+        raise error(f"{p}: cannot read {what} file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TopologyError(f"{p}: not valid YAML{where}") from None
+        raise error(f"{p}: not valid YAML{where}") from None
     if not isinstance(data, dict):
-        raise TopologyError(f"{p}: a topology must be a YAML mapping")
-    r = _Reader(p, data)
+        raise error(f"{p}: a {what} file must be a YAML mapping")
+    return data
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Parse and validate one topology file."""
+    p = Path(path).resolve()
+    r = _Reader(p, read_yaml_mapping(p, "topology", TopologyError))
     name = r.get("name", str)
     kind = r.choice("kind", ("sanitize", "detect"), "sanitize")
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from streamproc.acl.bindings import kafka_principal
 from streamproc.errors import AclError
+from streamproc.topology import read_yaml_mapping
 
 _PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=+/\-]{1,200}")
 _TOPIC = re.compile(r"[A-Za-z0-9._\-]{1,249}")
@@ -141,16 +140,7 @@ def load_principals(path: str | Path) -> Principals:
     """Parse and validate a principals file."""
     p = Path(path).resolve()
     d = _Doc(p)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise AclError(f"{p}: cannot read principals file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise AclError(f"{p}: not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise AclError(f"{p}: a principals file must be a YAML mapping")
+    data = read_yaml_mapping(p, "principals", AclError)
     d.mapping(data, "", _KEYS, {"worker"})
 
     w = d.mapping(data["worker"], "worker", {"principal", "app_ids"}, {"principal"})

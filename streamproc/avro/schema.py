@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from fastavro.schema import SchemaParseException, UnknownType, to_parsing_canonical_form
+from fastavro.schema import SchemaParseException, UnknownType
 
 from streamproc.errors import SchemaError
 
@@ -63,12 +63,6 @@ def fullname(name: str, namespace: str | None) -> str:
 
 def namespace_of(full: str) -> str | None:
     return full.rsplit(".", 1)[0] if "." in full else None
-
-
-def crc64_fingerprint(schema_json: Mapping[str, Any]) -> str:
-    """CRC-64-AVRO fingerprint (hex) of the Parsing Canonical Form of a schema."""
-    parsed = parse(schema_json)
-    return str(fastavro.schema.fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
 
 
 def json_digest(doc: Any) -> str:

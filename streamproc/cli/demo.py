@@ -323,6 +323,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
     from streamproc.cli.main import main as cli
     from streamproc.samples.access import (
         AccessEncoder,
+        baseline_trace,
         load_schema,
         night_of,
         staged_exfiltration,
@@ -336,7 +337,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
         return True
     t0 = time.monotonic()
     base = work / "access-baseline.jsonl"
-    _traces(base, "--seed", "1000", "--principals", "25", "--days", "14")
+    baseline_trace(base, "--seed", "1000", "--principals", "25", "--days", "14")
     model = work / "access-detector.skops"
     print("training the detector on a generated baseline (25 principals, 14 days):")
     train = ["detector", "train", "--events", str(base), "--model", str(model)]
@@ -344,7 +345,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
     if rc != 0:
         print("ACCESS RESULT: MISMATCH: training failed")
         return False
-    normal = _traces(
+    normal = baseline_trace(
         work / "access-normal.jsonl", "--seed", "1", "--principals", "15", "--days", "9"
     )
     counts = Counter(str(e["principal"]) for e in normal)
@@ -449,17 +450,6 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
         return ok
     finally:
         _stop_worker(worker)
-
-
-def _traces(out: Path, *args: str) -> list[dict[str, Any]]:
-    """A generated access trace (``load/access_traces.py``), as event dicts."""
-    subprocess.run(
-        [sys.executable, "-m", "load.access_traces", *args, "--baseline", "--out", str(out)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
 
 
 def _metric(port: int, name: str) -> float:

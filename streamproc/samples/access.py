@@ -10,6 +10,9 @@ of datasets it never touched.
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,18 @@ _FIELDS = ("event_id", "ts", "principal", "dataset", "action", "rows", "bytes", 
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
+
+
+def baseline_trace(out: Path, *args: str) -> list[dict[str, Any]]:
+    """A normal-traffic trace from the generator (``python -m load.access_traces ...
+    --baseline``), written to ``out`` and returned as event dicts."""
+    subprocess.run(
+        [sys.executable, "-m", "load.access_traces", *args, "--baseline", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
 
 
 def load_schema(path: Path) -> Any:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -33,6 +31,7 @@ from streamproc.keys import Keyring
 from streamproc.samples.access import (
     CONTAINMENT_SCHEMA,
     AccessEncoder,
+    baseline_trace,
     load_schema,
     night_of,
     staged_exfiltration,
@@ -60,21 +59,11 @@ class Scenario:
     page_threshold: float  # above the highest normal score, well below the incident's
 
 
-def _trace(out: Path, *args: str) -> list[dict[str, Any]]:
-    subprocess.run(
-        [sys.executable, "-m", "load.access_traces", *args, "--baseline", "--out", str(out)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     d = tmp_path_factory.mktemp("detector")
     base = d / "baseline.jsonl"
-    _trace(base, "--seed", "1000", "--principals", "25", "--days", "14")
+    baseline_trace(base, "--seed", "1000", "--principals", "25", "--days", "14")
     model = d / "access-detector.skops"
     rc = main(
         [
@@ -91,7 +80,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         ]
     )
     assert rc == 0
-    normal = _trace(d / "normal.jsonl", "--seed", "1", "--principals", "15", "--days", "9")
+    normal = baseline_trace(d / "normal.jsonl", "--seed", "1", "--principals", "15", "--days", "9")
     counts = Counter(e["principal"] for e in normal)
     victim = next(p for p, _ in counts.most_common() if p.startswith(("analyst", "data-sci")))
     exfil = staged_exfiltration(normal, victim, night_of(normal, 8, 21.0))
