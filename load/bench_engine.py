@@ -142,7 +142,7 @@ def streamproc_sanitize_parallel(
 ) -> Callable[[Path, Path], int]:
     def run(src: Path, dst: Path) -> int:
         return sanitize_file_parallel(
-            plan, src, dst, workers=workers, schema=schema, keyring=keyring_path, codec="null"
+            plan, src, dst, workers=workers, keyring=keyring_path, codec="null"
         )
 
     return run
@@ -329,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             dst = Path(tmp) / "out.avro"
             variants: list[tuple[str, Callable[[Path, Path], int] | None]] = [
                 ("fastavro read+write passthrough", passthrough),
-                ("streamproc sanitize (read+plan+write)", streamproc_sanitize(plan)),
+                ("streamproc sanitize --workers 1 (inline)", streamproc_sanitize(plan)),
                 (
-                    f"streamproc sanitize --workers {workers}",
+                    f"streamproc sanitize (default: --workers {workers})",
                     streamproc_sanitize_parallel(
                         plan, SCHEMAS / schema_file, keyring_path, workers
                     ),

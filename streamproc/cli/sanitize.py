@@ -63,7 +63,6 @@ def _sanitize(args: argparse.Namespace) -> int:
             args.input,
             args.output,
             workers=workers,
-            schema=args.schema,
             keyring=args.keyring,
             tag_actions=load_tag_actions(args.tags),
             codec=args.codec,
@@ -130,52 +129,27 @@ def sanitize_file_parallel(
     dst: Path,
     *,
     workers: int,
-    schema: Path,
     keyring: Path | None,
     tag_actions: Any = None,
     codec: str | None = None,
     progress: bool = False,
 ) -> int:
-    """:func:`sanitize_file` with container blocks sanitized in ``workers`` processes."""
-    from streamproc.parallel import sanitize_blocks
+    """:func:`sanitize_file` with chunks of container blocks sanitized in ``workers`` processes."""
+    from streamproc.parallel import sanitize_chunks
 
-    try:
-        fin = src.open("rb")
-    except OSError as exc:
-        raise SchemaError(f"input {src}: cannot be read ({exc.strerror})") from None
     tmp = dst.with_name(f".{dst.name}.partial")
     try:
-        with fin:
-            try:
-                blocks = fastavro.block_reader(fin)
-            except (ValueError, EOFError, TypeError):
-                raise DecodeError(f"input {src}: not an Avro object container file") from None
-            size = os.fstat(fin.fileno()).st_size
-            resolve = not same_decoding(blocks.writer_schema, plan.source_schema)
-            with tmp.open("wb") as fout:
-                writer = fastavro.write.Writer(
-                    fout, plan.derived_schema, codec=codec or blocks.codec or "null"
-                )
-                try:
-                    count = sanitize_blocks(
-                        iter(blocks),
-                        writer.write_block,
-                        workers=workers,
-                        schema=schema,
-                        keyring=keyring,
-                        strict=plan.strict,
-                        tag_actions=tag_actions,
-                        writer_schema=blocks.writer_schema,
-                        resolve=resolve,
-                        on_progress=(lambda n: _draw(n, fin.tell(), size)) if progress else None,
-                    )
-                except SchemaResolutionError:
-                    raise SchemaError(
-                        f"input {src}: its writer schema does not resolve to {plan.schema_file}"
-                    ) from None
-                except (DecodeError, TransformError) as exc:
-                    raise type(exc)(f"input {src}: {exc}") from None
-                writer.flush()
+        with tmp.open("wb") as fout:
+            count = sanitize_chunks(
+                plan,
+                src,
+                fout,
+                workers=workers,
+                codec=codec,
+                keyring=keyring,
+                tag_actions=tag_actions,
+                on_progress=(lambda n, done, size: _draw(n, done, size)) if progress else None,
+            )
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,8 +10,10 @@ results are kept inside the Avro type's range (post-processing, no privacy cost)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from typing import Any, ClassVar
 
 from streamproc.transforms import base
@@ -94,10 +96,20 @@ class Noise(Transform):
         assert self.delta is not None
         return gaussian_sigma(sensitivity, self.epsilon, self.delta)
 
+    @staticmethod
+    def _sampler(cal: Calibration, res: Resources) -> Callable[[], int]:
+        """Seeded (tests): the scalar sampler over ``res.rng``. Production: the OS CSPRNG,
+        through the vectorised Laplace sampler where it applies."""
+        if res.rng is None and isinstance(cal.sampler, DiscreteLaplace):
+            stream = cal.sampler.stream()
+            if stream is not None:
+                return stream
+        rng = res.rng if res.rng is not None else BufferedSystemRandom()
+        return partial(cal.sampler.sample, rng)
+
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
         cal = self.calibrate(vtype)
-        rng = res.rng if res.rng is not None else BufferedSystemRandom()
-        sample = cal.sampler.sample
+        draw = self._sampler(cal, res)
         lo, hi = self.clamp if self.clamp is not None else (-math.inf, math.inf)
         if vtype.kind == base.INTEGER:
             tmin, tmax = base.INT_RANGE[vtype.base]
@@ -106,7 +118,7 @@ class Noise(Transform):
 
             def noise_int(value: int) -> int:
                 value = ilo if value < ilo else ihi if value > ihi else value
-                out = value + sample(rng)
+                out = value + draw()
                 return tmin if out < tmin else tmax if out > tmax else out
 
             return noise_int
@@ -118,6 +130,6 @@ class Noise(Transform):
             value = lo if value < lo else hi if value > hi else value
             if not isfinite(value):
                 raise ValueError("non-finite value cannot take noise")
-            return (round(value / gran) + sample(rng)) * gran
+            return (round(value / gran) + draw()) * gran
 
         return noise_float

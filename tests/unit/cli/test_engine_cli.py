@@ -103,8 +103,13 @@ def test_schema_derive_strict_and_errors(
     assert main(["schema", "derive", "--tags", str(tags), str(SCHEMAS / "claims.avsc")]) == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_sanitize_resolves_an_older_writer_schema(
-    keyring_path: Path, v1_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    workers: str,
+    keyring_path: Path,
+    v1_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out.avro"
     rc = main(
@@ -114,6 +119,8 @@ def test_sanitize_resolves_an_older_writer_schema(
             str(SCHEMAS / "customer_profile.avsc"),
             "--keyring",
             str(keyring_path),
+            "--workers",
+            workers,
             str(v1_file),
             str(out),
         ]
@@ -128,6 +135,8 @@ def test_sanitize_resolves_an_older_writer_schema(
     assert records[0]["segment"] is None  # added by resolution to the v2 reader schema
     assert records[0]["national_id"].startswith("enc:d:default:1:")
     assert b"Ann Lee" not in out.read_bytes()
+    with out.open("rb") as fh:
+        assert fastavro.reader(fh).codec == "deflate"  # the input's codec, kept
 
 
 def test_sanitize_fails_closed_without_partial_output(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import statistics
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from streamproc.transforms import dp
-from streamproc.transforms.base import ValueType
+from streamproc.transforms.base import Resources, ValueType
 from streamproc.transforms.noise import Noise
 from tests.unit.engine_helpers import plan_for
 
@@ -153,3 +156,59 @@ def test_buffered_system_random_is_uniform_and_unseedable() -> None:
     assert all(1700 < c < 2300 for c in counts)
     with pytest.raises(NotImplementedError):
         rng.getstate()
+
+
+def seeded_words(seed: int) -> dp.Words:
+    gen = np.random.Generator(np.random.PCG64(seed))
+    return lambda n: gen.integers(0, 2**64, size=n, dtype=np.uint64)
+
+
+@pytest.mark.parametrize(("s", "t"), [(1, 2), (2, 1), (1, 25), (3, 7)])
+def test_batched_discrete_laplace_has_the_exact_pmf(s: int, t: int) -> None:
+    draws = dp.discrete_laplace_batch(s, t, 100_000, seeded_words(s * 100 + t))
+    assert draws.dtype == np.int64 and len(draws) == 100_000
+    scale = t / s
+    q = math.exp(-1 / scale)
+    assert float(np.mean(np.abs(draws))) == pytest.approx(laplace_mean_abs(scale), rel=0.03)
+    for x in (0, 1, -1, 2, -2):
+        expected = (1 - q) / (1 + q) * q ** abs(x)
+        assert float(np.mean(draws == x)) == pytest.approx(expected, abs=0.006)
+    assert abs(float(np.mean(draws))) < 0.05 * scale + 0.02  # symmetric
+
+
+def test_batched_and_scalar_samplers_agree_in_distribution() -> None:
+    scale = Fraction(7, 3)
+    batch = dp.discrete_laplace_batch(3, 7, 40_000, seeded_words(8))
+    rng = random.Random(8)
+    scalar = [dp.DiscreteLaplace(scale).sample(rng) for _ in range(40_000)]
+    for x in range(-3, 4):
+        assert float(np.mean(batch == x)) == pytest.approx(scalar.count(x) / 40_000, abs=0.012)
+
+
+def test_production_noise_draws_from_the_batched_csprng_stream() -> None:
+    noise = Noise(mechanism="laplace", epsilon=1.0, sensitivity=1000.0)
+    cal = noise.calibrate(ValueType("double", None, "double"))
+    draw = Noise._sampler(cal, Resources())
+    assert isinstance(draw, dp.LaplaceStream)
+    draws = [draw() for _ in range(20_000)]  # crosses several batch refills
+    assert statistics.fmean(map(abs, draws)) == pytest.approx(
+        laplace_mean_abs(float(cal.scale) / cal.granularity), rel=0.05
+    )
+    assert dp.DiscreteLaplace(Fraction(2**41)).stream() is None  # outside the batch range
+
+
+def test_a_forked_child_never_replays_buffered_draws() -> None:
+    stream = dp.LaplaceStream(1, 1000)
+    rng = dp.BufferedSystemRandom()
+    stream(), rng.randrange(10)  # both buffers now hold unused draws
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report what it draws next
+        os.write(write, json.dumps([[stream() for _ in range(20)], rng.getrandbits(64)]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        child = json.loads(fh.read())
+    os.waitpid(pid, 0)
+    parent = [[stream() for _ in range(20)], rng.getrandbits(64)]
+    assert child[0] != parent[0] and child[1] != parent[1]
