@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "within the target (default 0.9)",
     )
     t.add_argument(
+        "--volume-cap",
+        type=float,
+        default=1.0,
+        help="in calibration a principal weighs at most this many times the median "
+        "principal's event count (default 1; 0 = every event alike)",
+    )
+    t.add_argument(
         "--min-history",
         type=int,
         default=50,
@@ -102,6 +109,7 @@ def _train(args: argparse.Namespace) -> int:
         target_fpr=args.target_fpr,
         holdout=args.holdout,
         confidence=args.confidence,
+        volume_cap=args.volume_cap or None,
         min_history=args.min_history,
         min_age_ms=int(args.warmup_days * 86_400_000),
         params=ForestParams(

@@ -84,6 +84,14 @@ def _fit(X: np.ndarray, p: ForestParams) -> IsolationForest:
     ).fit(X_train)
 
 
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of ``x`` with non-negative weights ``w`` (lower empirical)."""
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    k = int(np.searchsorted(cum, q * cum[-1], side="left"))
+    return float(x[order][min(k, len(x) - 1)])
+
+
 def _calibrate(
     scores: np.ndarray,
     principal: np.ndarray,
@@ -92,6 +100,7 @@ def _calibrate(
     confidence: float,
     rng: np.random.Generator,
     rounds: int = 200,
+    volume_cap: float | None = 1.0,
 ) -> float:
     """A threshold that keeps the flag rate at most ``target_fpr`` for new populations.
 
@@ -99,16 +108,33 @@ def _calibrate(
     How many events a population has flagged depends on which principals (roles) it holds, so
     the threshold is the ``confidence`` quantile, over a bootstrap of whole principals, of the
     ``1 - target_fpr`` score quantile of the resampled population.
+
+    With ``volume_cap`` each principal weighs at most ``volume_cap`` times the median
+    principal's event count: a few chatty service accounts (thousands of regular events, a
+    near-empty score tail) would otherwise set the quantile with their volume, and the
+    threshold would follow the training population's share of them rather than the
+    behaviour of a typical principal. ``None`` weighs every event alike.
     """
+    counts = np.bincount(principal, minlength=n_principals).astype(np.float64)
+    if volume_cap is None:
+        weight = np.ones(len(scores))
+    else:
+        cap = volume_cap * float(np.median(counts[counts > 0]))
+        weight = (np.minimum(counts, cap) / np.maximum(counts, 1.0))[principal]
     order = np.argsort(principal, kind="stable")
     s_sorted = scores[order]
+    w_sorted = weight[order]
     bounds = np.searchsorted(principal[order], np.arange(n_principals + 1))
-    per = [s_sorted[bounds[i] : bounds[i + 1]] for i in range(n_principals)]
+    per = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(n_principals)]
     qs = np.empty(rounds)
     for r in range(rounds):
         pick = rng.integers(0, n_principals, size=n_principals)
-        qs[r] = np.quantile(np.concatenate([per[i] for i in pick]), 1.0 - target_fpr)
-    point = float(np.quantile(scores, 1.0 - target_fpr))
+        qs[r] = _weighted_quantile(
+            np.concatenate([s_sorted[per[i]] for i in pick]),
+            np.concatenate([w_sorted[per[i]] for i in pick]),
+            1.0 - target_fpr,
+        )
+    point = _weighted_quantile(scores, weight, 1.0 - target_fpr)
     return max(point, float(np.quantile(qs, confidence)))
 
 
@@ -173,6 +199,7 @@ class Detector:
         target_fpr: float = 0.01,
         holdout: float = 0.2,
         confidence: float = 0.9,
+        volume_cap: float | None = 1.0,
         min_history: int = 50,
         min_age_ms: int = 7 * 86_400_000,
         params: ForestParams | None = None,
@@ -186,8 +213,9 @@ class Detector:
         ``round(1 / holdout)`` folds; each fold is scored by a forest fitted on the others, so
         every calibration score is one of a principal the forest has not seen. The threshold
         is the ``confidence`` quantile, over a bootstrap of principals, of the
-        ``1 - target_fpr`` quantile of those scores (see :func:`_calibrate`). The forest that
-        is kept is fitted on all principals.
+        ``1 - target_fpr`` quantile of those scores, each principal weighing at most
+        ``volume_cap`` times the median principal's event count (see :func:`_calibrate`). The
+        forest that is kept is fitted on all principals.
         """
         if not 0.0 < target_fpr < 0.5:
             raise DetectorError("target_fpr must be in (0, 0.5)")
@@ -197,6 +225,8 @@ class Detector:
         fc = feature_config or FeatureConfig()
         if not 0.5 <= confidence < 1.0:
             raise DetectorError("confidence must be in [0.5, 1)")
+        if volume_cap is not None and not volume_cap > 0.0:
+            raise DetectorError("volume_cap must be > 0 (or None for no cap)")
         batch = featurize(FeatureExtractor(fc), events)
         ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
         mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
@@ -224,7 +254,9 @@ class Detector:
         for k in range(folds):
             held = ev_fold == k
             oof[held] = CompiledForest(_fit(X_all[~held], p)).score(X_all[held])
-        threshold = _calibrate(oof, who, len(names), target_fpr, confidence, rng)
+        threshold = _calibrate(
+            oof, who, len(names), target_fpr, confidence, rng, volume_cap=volume_cap
+        )
         n_fit = len(mature)
         X_fit = X_all
         digest = hashlib.sha256()
@@ -256,6 +288,7 @@ class Detector:
                 "holdout_rows": int(n_fit),
                 "calibration_folds": folds,
                 "calibration_confidence": confidence,
+                "calibration_volume_cap": volume_cap,
                 "principals": len({e.principal for e in events}),
                 "first_ts": int(ts.min()) if len(ts) else 0,
                 "last_ts": int(ts.max()) if len(ts) else 0,

@@ -9,7 +9,7 @@ import skops.io as sio
 
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import FEATURE_NAMES, featurize
-from streamproc.detector.model import Detector, ForestParams
+from streamproc.detector.model import Detector, ForestParams, _calibrate
 from streamproc.errors import DetectorError, ModelLoadError
 
 
@@ -114,3 +114,42 @@ def test_calibration_is_out_of_fold_and_conservative(baseline_events: list[Acces
     assert strict.trained["calibration_folds"] == 5
     with pytest.raises(DetectorError, match="confidence"):
         Detector.train(baseline_events, confidence=1.0, **kw)  # type: ignore[arg-type]
+
+
+def _population(n_quiet: int, quiet_events: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of 30 noisy principals (300 events) and ``n_quiet`` chatty, quiet ones."""
+    rng = np.random.default_rng(seed)
+    scores = [rng.normal(0.40, 0.03, 300) for _ in range(30)]
+    scores += [rng.normal(0.35, 0.01, quiet_events) for _ in range(n_quiet)]
+    who = np.repeat(np.arange(len(scores)), [len(s) for s in scores])
+    return np.concatenate(scores), who
+
+
+def _threshold(scores: np.ndarray, who: np.ndarray, cap: float | None) -> float:
+    rng = np.random.default_rng(0)
+    return _calibrate(scores, who, int(who.max()) + 1, 0.01, 0.9, rng, rounds=50, volume_cap=cap)
+
+
+@pytest.mark.parametrize("n_quiet", [5, 10])
+def test_volume_cap_keeps_the_target_for_typical_principals(n_quiet: int) -> None:
+    scores, who = _population(n_quiet, 5000, seed=n_quiet)
+    noisy = who < 30
+    capped, pooled = _threshold(scores, who, 1.0), _threshold(scores, who, None)
+    # Pooled, the quiet principals' volume buys the noisy ones a flag rate far above target;
+    # capped, every principal weighs alike, so the noisy ones stay within target / their share.
+    assert (scores[noisy] >= pooled).mean() > 0.02
+    assert (scores[noisy] >= capped).mean() <= 0.01 * (30 + n_quiet) / 30
+    # The capped threshold hardly depends on how many chatty principals training saw.
+    more, more_who = _population(2 * n_quiet, 5000, seed=99)
+    capped_shift = abs(_threshold(more, more_who, 1.0) - capped)
+    pooled_shift = abs(_threshold(more, more_who, None) - pooled)
+    assert capped_shift < 0.006
+    assert pooled_shift > 2 * capped_shift
+
+
+def test_volume_cap_is_validated_and_recorded(baseline_events: list[AccessEvent]) -> None:
+    kw = {"min_age_ms": 3 * 86_400_000, "params": ForestParams(n_estimators=30)}
+    with pytest.raises(DetectorError, match="volume_cap"):
+        Detector.train(baseline_events, volume_cap=0.0, **kw)  # type: ignore[arg-type]
+    det = Detector.train(baseline_events, volume_cap=None, **kw)  # type: ignore[arg-type]
+    assert det.trained["calibration_volume_cap"] is None
