@@ -82,7 +82,7 @@ def count_outputs(topic: str, n: int, timeout: float = 300) -> tuple[float, floa
     deadline = time.monotonic() + timeout
     try:
         while got < n and time.monotonic() < deadline:
-            for m in c.consume(10000, 0.2):
+            for m in c.consume(10000, 0.01):
                 if m.error():
                     continue
                 now = time.monotonic()
@@ -140,7 +140,7 @@ def confluent_loop(src: str, dst: str, n: int, stop_evt: threading.Event) -> Non
     c.subscribe([src])
     done = 0
     while not stop_evt.is_set() and done < n:
-        for m in c.consume(1000, 0.1):
+        for m in c.consume(1000, 0.005):
             if m.error():
                 continue
             while True:
@@ -182,7 +182,9 @@ def latency_run(
         c.subscribe([dst])
         deadline = time.monotonic() + seconds + 60
         while len(lat) < total and time.monotonic() < deadline:
-            for m in c.consume(1000, 0.05):
+            # A short wait: consume() blocks until 1000 records *or* the timeout, and each
+            # record's latency is taken when consume() returns.
+            for m in c.consume(1000, 0.002):
                 if not m.error() and m.timestamp()[1] >= measure_from[0]:
                     lat.append(time.time() * 1000 - m.timestamp()[1])
         c.close()

@@ -8,10 +8,10 @@ headers that carry field paths and coordinates, never values.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import struct
 import time
+from binascii import b2a_base64
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,7 @@ H_DLQ_KEY = "streamproc.dlq.key"
 H_SOURCE_TIMESTAMP = "streamproc.source.timestamp"
 
 KEY_PSEUDONYM_KEY = "default"
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Sanitized:
     key: bytes | None
     value: bytes
     headers: Headers
+    fingerprint: int = 0  # of the writer schema the source record was decoded with
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,12 @@ class FlowStats:
     records_in: int = 0
     records_out: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
-    transforms: Counter[str] = field(default_factory=Counter)
+    per_record: Counter[str] = field(default_factory=Counter)  # actions one record passes
+
+    @property
+    def transforms(self) -> Counter[str]:
+        """Transform applications so far (each sanitized record passes the same actions)."""
+        return Counter({a: n * self.records_out for a, n in self.per_record.items()})
 
 
 class SanitizeFlow:
@@ -108,7 +115,6 @@ class SanitizeFlow:
         )
         self.decoder = Decoder(schemas, topology.framing)
         self.encoder = Encoder(plan.derived_schema, topology.write_framing, sink_schema_id)
-        self.stats = FlowStats()
         versions = ",".join(f"{k}={v}" for k, v in sorted(plan.key_versions.items()))
         self._static_headers: Headers = [
             (H_POLICY_FP, plan.fingerprint.encode()),
@@ -120,16 +126,18 @@ class SanitizeFlow:
         self.actions_per_record = Counter(
             f.action for f in plan.lineage if f.action not in ("keep",)
         )
+        self.stats = FlowStats(per_record=Counter(self.actions_per_record))
         # Record keys may identify a person too: pseudonymize them (keyed, deterministic, so
         # partitioning by key and per-key order survive).
         self._key_version, self._key_secret = keyring.subkey(KEY_PSEUDONYM_KEY, "pseudonymize")
+        self._key_tag = b"k%d:" % self._key_version
         self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
 
     def key_pseudonym(self, key: bytes | None) -> bytes | None:
         if key is None:
             return None
         mac = hmac.digest(self._key_secret, self._key_prefix + key, "sha256")
-        return b"k%d:" % self._key_version + base64.urlsafe_b64encode(mac[:16])[:22]
+        return self._key_tag + b2a_base64(mac[:16], newline=False)[:22].translate(_URLSAFE)
 
     def process(
         self,
@@ -142,13 +150,7 @@ class SanitizeFlow:
         timestamp_ms: int | None = None,
     ) -> Outcome:
         self.stats.records_in += 1
-        where = self._source_headers.get((topic, partition))
-        if where is None:
-            where = self._source_headers[(topic, partition)] = [
-                (H_SOURCE_TOPIC, topic.encode()),
-                (H_SOURCE_PARTITION, str(partition).encode()),
-            ]
-        coords: Headers = [*where, (H_SOURCE_OFFSET, str(offset).encode())]
+        coords = self._coords(topic, partition, offset)
         try:
             if value is None:
                 raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
@@ -163,16 +165,41 @@ class SanitizeFlow:
             return self._dead_letter(
                 key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
             )
-        fp_header = self._writer_fp_header.get(ws.fingerprint)
+        self.stats.records_out += 1
+        return Sanitized(
+            self.key_pseudonym(key),
+            out,
+            self.lineage_headers(coords, ws.fingerprint, timestamp_ms),
+            ws.fingerprint,
+        )
+
+    def _coords(self, topic: str, partition: int, offset: int) -> Headers:
+        where = self._source_headers.get((topic, partition))
+        if where is None:
+            where = self._source_headers[(topic, partition)] = [
+                (H_SOURCE_TOPIC, topic.encode()),
+                (H_SOURCE_PARTITION, str(partition).encode()),
+            ]
+        return [*where, (H_SOURCE_OFFSET, str(offset).encode())]
+
+    def lineage_headers(
+        self, coords: Headers, writer_fingerprint: int, timestamp_ms: int | None
+    ) -> Headers:
+        """The headers of a sanitized record (see the ``H_*`` names)."""
+        fp_header = self._writer_fp_header.get(writer_fingerprint)
         if fp_header is None:
-            fp_header = (H_WRITER_FP, f"{ws.fingerprint:016x}".encode())
-            self._writer_fp_header[ws.fingerprint] = fp_header
+            fp_header = (H_WRITER_FP, f"{writer_fingerprint:016x}".encode())
+            self._writer_fp_header[writer_fingerprint] = fp_header
         headers = [*coords, fp_header, *self._static_headers]
         if timestamp_ms is not None:
             headers.append((H_SOURCE_TIMESTAMP, str(timestamp_ms).encode()))
-        self.stats.records_out += 1
-        self.stats.transforms.update(self.actions_per_record)
-        return Sanitized(self.key_pseudonym(key), out, headers)
+        return headers
+
+    def sanitized_headers(
+        self, topic: str, partition: int, offset: int, writer_fingerprint: int, ts: int | None
+    ) -> Headers:
+        """:meth:`lineage_headers` from source coordinates (for outcomes made elsewhere)."""
+        return self.lineage_headers(self._coords(topic, partition, offset), writer_fingerprint, ts)
 
     def _dead_letter(
         self,

@@ -66,6 +66,7 @@ class BatchOutput:
             builder = self._builders[tp] = self._producer.create_batch()
         if builder.append(key=key, value=value, timestamp=timestamp_ms, headers=headers) is None:
             # Batch full: ship it and start another one for this partition.
+            builder.close()
             await self._producer.send_batch(builder, topic, partition=partition)
             builder = self._builders[tp] = self._producer.create_batch()
             if (
@@ -79,6 +80,8 @@ class BatchOutput:
         builders, self._builders = self._builders, {}
         for (topic, partition), builder in builders.items():
             if builder.record_count():
+                # Closed: complete, so the sender ships it without waiting out linger.ms.
+                builder.close()
                 await self._producer.send_batch(builder, topic, partition=partition)
 
 

@@ -143,7 +143,7 @@ def add_topologies(
         if offload_processes:
             from streamproc.agents.offload import FlowProcess
 
-            offload = FlowProcess(topo.path, settings)
+            offload = FlowProcess(topo.path, settings, flow)
         add_sanitizer(
             app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
         )
