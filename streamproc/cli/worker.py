@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "0", "1"),
         default="auto",
         help="sanitize in a helper process beside the event loop: 1, 0 (inline) or auto "
-        "(on with 4 or more CPUs; with fewer, the broker and the event loop already use them)",
+        "(on when the worker may use 2 or more CPUs)",
     )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
@@ -97,5 +97,5 @@ def _offload(choice: str) -> int:
     import os
 
     if choice == "auto":
-        return 1 if len(os.sched_getaffinity(0)) >= 4 else 0
+        return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
     return int(choice)
