@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=7.0,
         help="days of a principal's history before it is judged (warm-up)",
     )
-    t.add_argument("--trees", type=int, default=100)
+    t.add_argument("--trees", type=int, default=300)
     t.add_argument("--max-samples", type=int, default=512)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)

@@ -47,7 +47,8 @@ def test_goals_on_an_unseen_trace(scorer: Scorer) -> None:
 
 @pytest.mark.slow
 def test_known_gap_another_training_seed() -> None:
-    """Known gap (docs/detector.md): trained on seed 4242 instead and judged on a smaller
-    unseen population (60 principals), the flag rate is 1.16-1.40 %; pinned below 1.6 %."""
+    """Trained on seed 4242 instead and judged on a smaller unseen population (60
+    principals, seed 3), the flag rate was 1.40 % (unweighted calibration, 100 trees), 1.01 %
+    (weighted) and is 0.99 % with 300 trees (docs/detector.md); pinned below 1.25 %."""
     det = Detector.train([parse_event(r) for r in generate(replace(TRAIN, seed=4242))])
-    _check(Scorer(det), replace(UNSEEN, n_principals=60, seed=3), max_flag_rate=0.016)
+    _check(Scorer(det), replace(UNSEEN, n_principals=60, seed=3), max_flag_rate=0.0125)
