@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import sys
 import time
 from collections import Counter
@@ -138,6 +139,12 @@ def main() -> int:
         if CRASHES:
             print("crash types: " + ", ".join(sorted(set(CRASHES))), flush=True)
 
+    # libFuzzer checks ru_maxrss, a peak that a child inherits from its parent across fork and
+    # exec (a test runner that has grown to 2.5 GB would make every run "out of memory"):
+    # allow 2 GB on top of the peak this process starts with.
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    artifacts = Path(args.corpus).parent / "fuzz-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
     START[0] = time.monotonic()
     atheris.Setup(
         [
@@ -145,7 +152,8 @@ def main() -> int:
             f"-runs={args.inputs}",
             f"-seed={args.seed}",
             "-timeout=1",
-            "-rss_limit_mb=2048",
+            f"-rss_limit_mb={2048 + inherited_mb}",
+            f"-artifact_prefix={artifacts}/",
             "-max_len=4096",
             "-print_final_stats=0",
             *rest,
