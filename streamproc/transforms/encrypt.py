@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+from binascii import b2a_base64
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -64,7 +65,8 @@ class Encrypt(Transform):
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
         keyring = base.require_key(res, self.key, ctx)
         m = _MODES[self.mode]
-        b64 = base64.urlsafe_b64encode
+        b2a = b2a_base64
+        urlsafe = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode, inlined
         if m == "d":
             version, k = keyring.subkey(self.key, "aes-siv")
             head = f"{PREFIX}d:{self.key}:{version}:"
@@ -72,7 +74,8 @@ class Encrypt(Transform):
             siv = AESSIV(k).encrypt
 
             def encrypt_det(value: Any) -> str:
-                return head + b64(siv(canonical(value), aad)).decode("ascii")
+                sealed = siv(canonical(value), aad)
+                return head + b2a(sealed, newline=False).translate(urlsafe).decode("ascii")
 
             return encrypt_det
 
@@ -84,7 +87,8 @@ class Encrypt(Transform):
 
         def encrypt_rand(value: Any) -> str:
             nonce = urandom(12)
-            return head + b64(nonce + gcm(nonce, canonical(value), aad_b)).decode("ascii")
+            sealed = nonce + gcm(nonce, canonical(value), aad_b)
+            return head + b2a(sealed, newline=False).translate(urlsafe).decode("ascii")
 
         return encrypt_rand
 

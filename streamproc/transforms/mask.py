@@ -23,6 +23,27 @@ from streamproc.transforms.base import (
 from streamproc.transforms.registry import register
 
 _ALNUM = re.compile(r"[^\W_]")  # a Unicode letter or digit
+_ASCII_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def masker(char: str) -> Any:
+    r"""``str -> str`` replacing every letter or digit by ``char``.
+
+    ASCII strings (the usual case: emails, ids, phone numbers) take a byte-table translate,
+    which gives the same result as the regex (in ASCII, ``[^\W_]`` is ``[A-Za-z0-9]``) at a
+    fraction of the cost; anything else takes the regex.
+    """
+    sub = _ALNUM.sub
+    if not char.isascii():
+        return lambda part: sub(char, part)
+    table = bytes.maketrans(_ASCII_ALNUM, char.encode("ascii") * len(_ASCII_ALNUM))
+
+    def mask_part(part: str) -> str:
+        if part.isascii():
+            return part.encode("ascii").translate(table).decode("ascii")
+        return sub(char, part)
+
+    return mask_part
 
 
 @register
@@ -50,8 +71,8 @@ class Mask(Transform):
         return "string" if vtype.kind == base.UUID else vtype.schema
 
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
-        sub = _ALNUM.sub
-        char, first, last = self.char, self.keep_first, self.keep_last
+        sub = masker(self.char)
+        first, last = self.keep_first, self.keep_last
         kept = first + last
         as_str = vtype.kind == base.UUID
 
@@ -59,7 +80,7 @@ class Mask(Transform):
             s: str = str(value) if as_str else value
             n = len(s)
             if n <= kept:
-                return sub(char, s)
-            return s[:first] + sub(char, s[first : n - last]) + s[n - last :]
+                return sub(s)
+            return s[:first] + sub(s[first : n - last]) + s[n - last :]
 
         return mask

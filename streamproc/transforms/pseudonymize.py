@@ -7,8 +7,8 @@ MAC are kept: collisions are negligible far beyond any topic's cardinality.
 
 from __future__ import annotations
 
-import base64
 import hmac
+from binascii import b2a_base64
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,7 +55,9 @@ class Pseudonymize(Transform):
         version, key = keyring.subkey(self.key, "pseudonymize")
         prefix = b"streamproc/ps\x00" + self.domain.encode("utf-8") + b"\x00"
         head = f"ps{version}:"
-        digest, b64 = hmac.digest, base64.urlsafe_b64encode
+        digest, b2a = hmac.digest, b2a_base64
+        urlsafe = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode, inlined
+
         kind = vtype.kind
 
         if kind == base.STRING or kind == base.ENUM:
@@ -63,12 +65,12 @@ class Pseudonymize(Transform):
 
             def pseudonymize_str(value: str) -> str:
                 mac = digest(key, string_prefix + value.encode("utf-8"), "sha256")
-                return head + b64(mac[:16])[:22].decode("ascii")
+                return head + b2a(mac[:16], newline=False)[:22].translate(urlsafe).decode("ascii")
 
             return pseudonymize_str
 
         def pseudonymize(value: Any) -> str:
             mac = digest(key, prefix + canonical(value), "sha256")
-            return head + b64(mac[:16])[:22].decode("ascii")
+            return head + b2a(mac[:16], newline=False)[:22].translate(urlsafe).decode("ascii")
 
         return pseudonymize

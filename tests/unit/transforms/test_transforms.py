@@ -7,6 +7,8 @@ import decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.errors import RevealError
 from streamproc.keys import Keyring
@@ -188,3 +190,13 @@ def test_date_shift_subject_in_enclosing_record() -> None:
     assert "pid" not in out
     shifted = [v["day"] for v in out["visits"]]
     assert shifted[0] == shifted[1] != day
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), st.sampled_from(["*", "#", "x", "•"]))
+def test_mask_fast_path_equals_the_regex(value: str, char: str) -> None:
+    from streamproc.transforms.mask import _ALNUM, masker
+
+    assert masker(char)(value) == _ALNUM.sub(char, value)
+    ascii_value = value.encode("ascii", "ignore").decode()
+    assert masker(char)(ascii_value) == _ALNUM.sub(char, ascii_value)
