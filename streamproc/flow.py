@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import struct
 import time
-from binascii import b2a_base64
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from streamproc.avro.codec import Decoder, Encoder, WriterSchemas
 from streamproc.errors import RecordError
 from streamproc.keys import Keyring
 from streamproc.topology import Topology
+from streamproc.transforms._codec import b64url
 
 Headers = list[tuple[str, bytes]]
 
@@ -38,7 +38,6 @@ H_DLQ_KEY = "streamproc.dlq.key"
 H_SOURCE_TIMESTAMP = "streamproc.source.timestamp"
 
 KEY_PSEUDONYM_KEY = "default"
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ class SanitizeFlow:
         if key is None:
             return None
         mac = hmac.digest(self._key_secret, self._key_prefix + key, "sha256")
-        return self._key_tag + b2a_base64(mac[:16], newline=False)[:22].translate(_URLSAFE)
+        return self._key_tag + b64url(mac[:16])[:22]
 
     def process(
         self,

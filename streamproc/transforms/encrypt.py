@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-from binascii import b2a_base64
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from streamproc.errors import KeyringError, RevealError
 from streamproc.keys import Keyring
 from streamproc.transforms import base
-from streamproc.transforms._codec import canonical, decode
+from streamproc.transforms._codec import b64url, canonical, decode
 from streamproc.transforms.base import (
     FieldContext,
     Params,
@@ -65,8 +64,7 @@ class Encrypt(Transform):
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
         keyring = base.require_key(res, self.key, ctx)
         m = _MODES[self.mode]
-        b2a = b2a_base64
-        urlsafe = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode, inlined
+        b64 = b64url
         if m == "d":
             version, k = keyring.subkey(self.key, "aes-siv")
             head = f"{PREFIX}d:{self.key}:{version}:"
@@ -75,7 +73,7 @@ class Encrypt(Transform):
 
             def encrypt_det(value: Any) -> str:
                 sealed = siv(canonical(value), aad)
-                return head + b2a(sealed, newline=False).translate(urlsafe).decode("ascii")
+                return head + b64(sealed).decode("ascii")
 
             return encrypt_det
 
@@ -88,7 +86,7 @@ class Encrypt(Transform):
         def encrypt_rand(value: Any) -> str:
             nonce = urandom(12)
             sealed = nonce + gcm(nonce, canonical(value), aad_b)
-            return head + b2a(sealed, newline=False).translate(urlsafe).decode("ascii")
+            return head + b64(sealed).decode("ascii")
 
         return encrypt_rand
 

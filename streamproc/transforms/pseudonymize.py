@@ -8,12 +8,11 @@ MAC are kept: collisions are negligible far beyond any topic's cardinality.
 from __future__ import annotations
 
 import hmac
-from binascii import b2a_base64
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from streamproc.transforms import base
-from streamproc.transforms._codec import canonical
+from streamproc.transforms._codec import b64url, canonical
 from streamproc.transforms.base import (
     FieldContext,
     Params,
@@ -55,8 +54,7 @@ class Pseudonymize(Transform):
         version, key = keyring.subkey(self.key, "pseudonymize")
         prefix = b"streamproc/ps\x00" + self.domain.encode("utf-8") + b"\x00"
         head = f"ps{version}:"
-        digest, b2a = hmac.digest, b2a_base64
-        urlsafe = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode, inlined
+        digest, b64 = hmac.digest, b64url
 
         kind = vtype.kind
 
@@ -65,12 +63,12 @@ class Pseudonymize(Transform):
 
             def pseudonymize_str(value: str) -> str:
                 mac = digest(key, string_prefix + value.encode("utf-8"), "sha256")
-                return head + b2a(mac[:16], newline=False)[:22].translate(urlsafe).decode("ascii")
+                return head + b64(mac[:16])[:22].decode("ascii")
 
             return pseudonymize_str
 
         def pseudonymize(value: Any) -> str:
             mac = digest(key, prefix + canonical(value), "sha256")
-            return head + b2a(mac[:16], newline=False)[:22].translate(urlsafe).decode("ascii")
+            return head + b64(mac[:16])[:22].decode("ascii")
 
         return pseudonymize

@@ -200,3 +200,13 @@ def test_mask_fast_path_equals_the_regex(value: str, char: str) -> None:
     assert masker(char)(value) == _ALNUM.sub(char, value)
     ascii_value = value.encode("ascii", "ignore").decode()
     assert masker(char)(ascii_value) == _ALNUM.sub(char, ascii_value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_b64url_is_urlsafe_base64(data: bytes) -> None:
+    import base64
+
+    from streamproc.transforms._codec import b64url
+
+    assert b64url(data) == base64.urlsafe_b64encode(data)
