@@ -132,6 +132,10 @@ class AclError(KafkaError):
 # --- detector ------------------------------------------------------------------------------
 
 
+class OffloadError(StreamprocError):
+    """A sanitizer's offload helper process failed or went away."""
+
+
 class DetectorError(StreamprocError):
     """The access-anomaly detector cannot train, load or score."""
 

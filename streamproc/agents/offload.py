@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamproc.errors import ConfigError, StreamprocError
+from streamproc.errors import ConfigError, OffloadError, StreamprocError
 from streamproc.flow import DeadLetter, Outcome, Sanitized, SanitizeFlow
 
 Item = tuple[bytes | None, bytes | None, str, int, int, int | None]
@@ -38,10 +38,6 @@ Item = tuple[bytes | None, bytes | None, str, int, int, int | None]
 _LEN = struct.Struct("<Q")
 _REQ = struct.Struct("<IH")  # records, topic length
 _NONE = -1
-
-
-class OffloadError(StreamprocError):
-    """The helper process failed or went away."""
 
 
 def _lengths(blobs: Sequence[bytes | None]) -> array[int]:

@@ -9,7 +9,6 @@ import pytest
 
 from streamproc.agents.offload import (
     FlowProcess,
-    OffloadError,
     decode_reply,
     decode_request,
     encode_request,
@@ -17,7 +16,7 @@ from streamproc.agents.offload import (
 )
 from streamproc.agents.wiring import build_flow
 from streamproc.config import Settings
-from streamproc.errors import ConfigError
+from streamproc.errors import ConfigError, OffloadError
 from streamproc.flow import DeadLetter, Sanitized, SanitizeFlow, dlq_aad, open_envelope
 from streamproc.keys import Keyring
 from streamproc.samples.customers import bad_payloads, customer_records, single_object
