@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import fastavro
 import pytest
 
+from streamproc import parallel
 from streamproc.cli.main import main
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
@@ -34,9 +36,17 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return kr, src
 
 
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_parallel_equals_inline(
-    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    start_method: str,
 ) -> None:
+    """Forked workers (Linux) inherit the plan; spawned ones (macOS, Windows) compile their
+    own from the schema and keyring paths: both give the inline output."""
+    monkeypatch.setattr(parallel, "_context", lambda: multiprocessing.get_context(start_method))
     kr, src = files
     outs = {}
     for workers in (1, 2):
