@@ -10,10 +10,10 @@ SP := $(VENV)/bin/streamproc
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv kafka-jars kafka-up kafka-down kafka-status test test-unit demo bench fuzz lint typecheck clean
+.PHONY: help deps venv kafka-jars kafka-up kafka-down kafka-status test test-unit demo bench fuzz model lint typecheck clean
 
 help:
-	@echo "make demo | make test | make kafka-up | make kafka-down | make bench | make fuzz | make lint"
+	@echo "make demo | make test | make kafka-up | make kafka-down | make bench | make fuzz | make model | make lint"
 
 # Debian packages the commands need (Java 17 for the broker, Maven for its jars, promtool
 # for alert rules). Installed only when missing; needs root or sudo.
@@ -68,6 +68,13 @@ bench: kafka-jars
 
 fuzz: venv
 	$(PY) load/fuzz_decode.py --inputs 1000000
+
+# The detector model topologies/access.yaml expects, trained on a synthetic clean baseline
+# (80 principals, 21 days; a few minutes). Train on your own access log for production.
+model: venv
+	mkdir -p .cache models
+	$(PY) -m load.access_traces --seed 1000 --principals 80 --days 21 --baseline --out .cache/baseline.jsonl
+	$(SP) detector train --events .cache/baseline.jsonl --model models/access-detector.skops
 
 lint: venv
 	$(VENV)/bin/ruff check streamproc tests load
