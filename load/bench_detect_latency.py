@@ -5,12 +5,13 @@
    ``streamproc worker`` on a detect topology, read ``streamproc_access_events_total`` from
    its metrics endpoint: events/s from the first scored event to the last.
 3. Alert latency: replay the following days as background traffic at a fixed rate and stage
-   incidents into it (one bulk export each: a principal with history, a never-used address,
-   a never-touched dataset, a large volume), each for a different principal so the
-   per-principal cooldown does not merge them. Latency = time the containment message is
-   read from the containment topic - time the triggering event was handed to the producer.
+   incidents into it (one bulk export each: a principal past the model's warm-up, a
+   never-used address, a never-touched dataset, a large volume), each for a different
+   principal so the per-principal cooldown does not merge them. Latency = time the
+   containment message is read from the containment topic - time the triggering event was
+   handed to the producer.
 
-Usage: python load/bench_detect_latency.py [--principals 60] [--incidents 60] [--rate 2000]
+Usage: python load/bench_detect_latency.py [--principals 70] [--incidents 60] [--rate 2000]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastavro import schemaless_reader  # noqa: E402
 
+from streamproc.detector.model import Detector  # noqa: E402
 from streamproc.keys import Keyring  # noqa: E402
 from streamproc.samples.access import (  # noqa: E402
     CONTAINMENT_SCHEMA,
@@ -99,7 +101,7 @@ def incident(victim: str, seen: set[str], catalog: list[str], ts: int, k: int) -
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--principals", type=int, default=60)
+    ap.add_argument("--principals", type=int, default=70)
     ap.add_argument("--incidents", type=int, default=60)
     ap.add_argument("--rate", type=int, default=2000, help="background events/s")
     ap.add_argument("--keep", action="store_true")
@@ -251,7 +253,23 @@ def main() -> int:
         t.start()
         time.sleep(2.0)  # consumer joined
         p = producer()
-        principals = sorted({e["principal"] for e in history})
+        # Victims are principals the detector already judges when their incident arrives
+        # (after the cut): past the model's warm-up, min_history events and min_age_ms of
+        # event time, since a principal still in warm-up is not judged at all.
+        det = Detector.load(model)
+        first: dict[str, int] = {}
+        count: Counter[str] = Counter()
+        for e in history:
+            first[e["principal"]] = min(first.get(e["principal"], e["ts"]), e["ts"])
+            count[e["principal"]] += 1
+        principals = sorted(
+            p for p in first if count[p] >= det.min_history and cut - first[p] >= det.min_age_ms
+        )
+        if len(principals) < a.incidents:
+            raise SystemExit(
+                f"only {len(principals)} principals past warm-up for {a.incidents} incidents "
+                "(one each): raise --principals or lower --incidents"
+            )
         seen: dict[str, set[str]] = {}
         for e in history:
             seen.setdefault(e["principal"], set()).add(e["dataset"])
@@ -266,7 +284,7 @@ def main() -> int:
                 time.sleep(delay)
             produce(p, source, enc, e)
             if i % every == every - 1 and k < a.incidents:
-                victim = principals[k % len(principals)]
+                victim = principals[k]
                 inc = incident(victim, seen[victim], catalog, e["ts"], k)
                 sent[inc["event_id"]] = time.time()
                 produce(p, source, enc, inc)
