@@ -70,7 +70,7 @@ fuzz: venv
 	$(PY) load/fuzz_decode.py --inputs 1000000
 
 # The detector model topologies/access.yaml expects, trained on a synthetic clean baseline
-# (80 principals, 21 days; a few minutes). Train on your own access log for production.
+# (80 principals, 21 days; about 20 s). Train on your own access log for production.
 model: venv
 	mkdir -p .cache models
 	$(PY) -m load.access_traces --seed 1000 --principals 80 --days 21 --baseline --out .cache/baseline.jsonl
