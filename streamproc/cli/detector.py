@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--confidence",
         type=float,
-        default=0.9,
+        default=0.99,
         help="chance, over populations resampled by principal, that the flag rate stays "
-        "within the target (default 0.9)",
+        "within the target (default 0.99)",
     )
     t.add_argument(
         "--volume-cap",
@@ -49,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="in calibration a principal weighs at most this many times the median "
         "principal's event count (default 1; 0 = every event alike)",
+    )
+    t.add_argument(
+        "--population",
+        type=int,
+        default=20,
+        help="smallest population of principals the flag rate must hold for: each "
+        "calibration resample draws this many (default 20; 0 = the training population)",
     )
     t.add_argument(
         "--min-history",
@@ -110,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         confidence=args.confidence,
         volume_cap=args.volume_cap or None,
+        population=args.population or None,
         min_history=args.min_history,
         min_age_ms=int(args.warmup_days * 86_400_000),
         params=ForestParams(

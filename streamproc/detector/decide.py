@@ -62,6 +62,7 @@ _READ_SIGNS = frozenset(
         "distinct_window",
         "distinct_rel",
         "dataset_rare",
+        "domain_rare",
         "volume_cusum",
         "dataset_run",
     }

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streamproc.detector.events import AccessEvent
-from streamproc.detector.features import FEATURE_NAMES, network_of
+from streamproc.detector.features import FEATURE_NAMES, SIGNED_FEATURES, namespace_of
 
-_TWO_SIDED = frozenset({"rows_z", "bytes_z"})
 _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -66,10 +65,11 @@ def _text(name: str, v: float, ev: AccessEvent) -> str:
         return f"rows accessed in the last hour about {math.exp(v):.0f}x the usual"
     if name == "dataset_rare":
         return f"dataset {ev.dataset} is new or rare for this principal"
+    if name == "domain_rare":
+        space = namespace_of(ev.dataset) or "(no namespace)"
+        return f"namespace {space} of dataset {ev.dataset} is new or rare for this principal"
     if name == "ip_rare":
         return f"source IP {ev.source_ip} is new or rare for this principal"
-    if name == "net_rare":
-        return f"network of {ev.source_ip} ({network_of(ev.source_ip)}.*) is new or rare"
     if name == "action_rare":
         return f"action {ev.action} is unusual for this principal"
     if name == "pair_rare":
@@ -112,7 +112,7 @@ def explain(
         up = max(high[i] - med, 1e-6)
         strength = (v - med) / up
         bound = high[i]
-        if name in _TWO_SIDED and v < med:
+        if name in SIGNED_FEATURES and v < med:
             strength = (med - v) / max(med - low[i], 1e-6)
             bound = low[i]
         if not math.isfinite(strength):

@@ -7,14 +7,14 @@ code gives the same features in batch (CLI) and in the stream (the agent keeps o
 
 Features are computed from the state *before* the event is folded in, except the short-window
 rates, which count the event itself. Memory per principal is bounded: decayed counters,
-robust location/scale estimates, and maps of datasets / IPs / networks capped in size (the
+robust location/scale estimates, and maps of datasets / namespaces / IPs capped in size (the
 least-used entry is evicted).
 
-Rarity features of datasets, actions and (action, dataset) pairs compare a key's count *before
-the current hour* to the principal's decayed total, so a burst (a scraper reading one new dataset
-a hundred times, a hundred DELETEs) stays rare for the length of the burst instead of teaching
-itself to be normal. Source IPs and networks count every use, so a session from a new address
-is rare at its start only.
+Rarity features of datasets, their namespaces, actions and (action, dataset) pairs compare a
+key's count *before the current hour* to the principal's decayed total, so a burst (a scraper
+reading one new dataset a hundred times, a hundred DELETEs) stays rare for the length of the
+burst instead of teaching itself to be normal. Source IPs count every use, so a
+session from a new address is rare at its start only.
 
 Three features look at a run of events rather than one: a CUSUM of the volume z-score beyond
 a slack (staged exports: each event within the normal tail, their sum not), the recent use of
@@ -52,13 +52,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "volume_rel",  # log1p(rows in the window, decayed) minus the principal's typical value
     "dataset_rare",  # surprisal of the dataset for this principal (first seen = highest)
     "ip_rare",  # surprisal of the source IP
-    "net_rare",  # surprisal of the source network (/24, or /64 for IPv6)
     "action_rare",  # surprisal of the action
     "pair_rare",  # surprisal of (action, dataset): e.g. deleting what one only ever read
     "time_rare",  # surprisal of hour-of-day x weekday/weekend
     "volume_cusum",  # log1p(CUSUM of rows_z beyond a slack, decayed): staged volume adds up
     "dataset_run",  # log1p(recent uses of this dataset) minus the principal's typical value
     "action_burst",  # log of recent uses of this action vs its long-run share of the window
+    "domain_rare",  # surprisal of the dataset's namespace (the text before its last dot)
 )
 #: The range each feature can meaningfully take (training adds a thin uniform background
 #: over it, so values beyond anything seen in normal traffic isolate quickly).
@@ -73,15 +73,18 @@ FEATURE_BOUNDS: tuple[tuple[float, float], ...] = (
     (-25.0, 25.0),  # volume_rel
     (0.0, 12.0),  # dataset_rare
     (0.0, 12.0),  # ip_rare
-    (0.0, 12.0),  # net_rare
     (0.0, 12.0),  # action_rare
     (0.0, 12.0),  # pair_rare
     (0.0, 12.0),  # time_rare
     (0.0, 6.0),  # volume_cusum
     (-6.5, 6.5),  # dataset_run
     (-6.5, 6.5),  # action_burst
+    (0.0, 12.0),  # domain_rare
 )
 N_FEATURES = len(FEATURE_NAMES)
+#: Features where both tails are unusual (a far smaller volume than usual, too); in every
+#: other column only high values are strange, and low ones are as normal as the median.
+SIGNED_FEATURES: frozenset[str] = frozenset({"rows_z", "bytes_z"})
 _Z_CLIP = 20.0
 # 1 / E[min(z^2, 4)] for a standard normal z
 _WINSOR_2SD = 1.0 / 0.9205
@@ -96,8 +99,8 @@ class FeatureConfig:
     long_half_life_days: float = 14.0
     max_datasets: int = 64
     max_ips: int = 32
-    max_nets: int = 16
     max_pairs: int = 64
+    max_domains: int = 16
     baseline_rate: float = 0.03  # step of the robust volume-norm updates
     typical_rate: float = 0.02  # step of the EW means of window features
     min_action_history: int = 8  # events of an action before it gets its own volume norm
@@ -110,8 +113,8 @@ class FeatureConfig:
             "long_half_life_days": self.long_half_life_days,
             "max_datasets": self.max_datasets,
             "max_ips": self.max_ips,
-            "max_nets": self.max_nets,
             "max_pairs": self.max_pairs,
+            "max_domains": self.max_domains,
             "baseline_rate": self.baseline_rate,
             "typical_rate": self.typical_rate,
             "min_action_history": self.min_action_history,
@@ -120,7 +123,8 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        return cls(**d)
+        # max_nets belonged to the source-network rarity of formats 1 and 2
+        return cls(**{k: v for k, v in d.items() if k != "max_nets"})
 
 
 # A keyed counter entry: [long-term count (decayed daily), window count, ts of window count].
@@ -156,9 +160,9 @@ class PrincipalState:
     norms: dict[str, Norm] = field(default_factory=dict)
     datasets: dict[str, Entry] = field(default_factory=dict)
     ips: dict[str, Entry] = field(default_factory=dict)
-    nets: dict[str, Entry] = field(default_factory=dict)
     actions: dict[str, Entry] = field(default_factory=dict)
     pairs: dict[str, Entry] = field(default_factory=dict)
+    domains: dict[str, Entry] = field(default_factory=dict)
     hours: list[float] = field(default_factory=lambda: [0.0] * 48)
     alert_ts: int = -1
     flagged: list[list[Any]] = field(default_factory=list)
@@ -167,7 +171,7 @@ class PrincipalState:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
         return {
-            "v": 2,
+            "v": 3,
             "n": self.n,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -186,9 +190,9 @@ class PrincipalState:
             "norms": {k: list(v) for k, v in self.norms.items()},
             "datasets": {k: list(v) for k, v in self.datasets.items()},
             "ips": {k: list(v) for k, v in self.ips.items()},
-            "nets": {k: list(v) for k, v in self.nets.items()},
             "actions": {k: list(v) for k, v in self.actions.items()},
             "pairs": {k: list(v) for k, v in self.pairs.items()},
+            "domains": {k: list(v) for k, v in self.domains.items()},
             "hours": list(self.hours),
             "alert_ts": self.alert_ts,
             "flagged": [list(f) for f in self.flagged],
@@ -200,7 +204,7 @@ class PrincipalState:
         """Restore a state written by :meth:`to_dict`; raises DetectorError if malformed."""
         try:
             version = d.get("v")
-            if version not in (1, 2):
+            if version not in (1, 2, 3):
                 raise ValueError("version")
             hours = [float(x) for x in d["hours"]]
             if len(hours) != 48:
@@ -225,9 +229,13 @@ class PrincipalState:
                 norms={str(k): [float(x) for x in v] for k, v in d["norms"].items()},
                 datasets={str(k): [float(x) for x in v] for k, v in d["datasets"].items()},
                 ips={str(k): [float(x) for x in v] for k, v in d["ips"].items()},
-                nets={str(k): [float(x) for x in v] for k, v in d["nets"].items()},
                 actions={str(k): [float(x) for x in v] for k, v in d["actions"].items()},
                 pairs={str(k): [float(x) for x in v] for k, v in d["pairs"].items()},
+                domains=(
+                    {str(k): [float(x) for x in v] for k, v in d["domains"].items()}
+                    if "domains" in d
+                    else _namespaces_of(d["datasets"])  # versions 1 and 2 lacked them
+                ),
                 hours=hours,
                 alert_ts=int(d["alert_ts"]),
                 flagged=[[str(f[0]), int(f[1])] for f in d["flagged"]],
@@ -237,11 +245,24 @@ class PrincipalState:
             raise DetectorError("principal state does not have the expected layout") from None
 
 
-def network_of(ip: str) -> str:
-    """The /24 of an IPv4 address or the /64 of an IPv6 address (as a string key)."""
-    if "." in ip:
-        return ip.rpartition(".")[0]
-    return ":".join(ip.split(":")[:4])
+def namespace_of(dataset: str) -> str:
+    """The namespace of a dataset name: the text before its last dot (``hr.salaries`` ->
+    ``hr``, ``db.schema.table`` -> ``db.schema``); empty for a name without a dot."""
+    return dataset.rpartition(".")[0]
+
+
+def _namespaces_of(datasets: dict[str, Any], cap: int = 16) -> dict[str, Entry]:
+    """Namespace counts rebuilt from the dataset counts of a state written before version 3
+    (their sums; all counted as before the current hour), so an upgrade does not make every
+    namespace new."""
+    out: dict[str, Entry] = {}
+    for name, e in datasets.items():
+        ns = namespace_of(str(name))
+        cur = out.setdefault(ns, [0.0, 0.0, 0.0])
+        cur[0] += float(e[0])
+        cur[2] = max(cur[2], float(e[2]))
+    keep = sorted(out, key=lambda k: -out[k][0])[:cap]
+    return {k: out[k] for k in keep}
 
 
 def time_bin(ts: int) -> int:
@@ -310,18 +331,17 @@ class FeatureExtractor:
 
         ip_entry = state.ips.get(ev.source_ip)
         ip_recent, _ = self._recent_prior(ip_entry, t)
-        net = network_of(ev.source_ip)
-        net_entry = state.nets.get(net)
-        net_recent, _ = self._recent_prior(net_entry, t)
         # Unlike datasets and actions, a source address counts its uses in the current hour:
         # a working session from a new address is one novelty, not forty.
         ip_seen = ip_entry[0] if ip_entry is not None else 0.0
-        net_seen = net_entry[0] if net_entry is not None else 0.0
         act_entry = state.actions.get(ev.action)
         act_recent, act_prior = self._recent_prior(act_entry, t)
         pair = ev.action + " " + ev.dataset
         pair_entry = state.pairs.get(pair)
         pair_recent, pair_prior = self._recent_prior(pair_entry, t)
+        domain = namespace_of(ev.dataset)
+        dom_entry = state.domains.get(domain)
+        dom_recent, dom_prior = self._recent_prior(dom_entry, t)
 
         b = time_bin(t)
         h = state.hours
@@ -364,13 +384,13 @@ class FeatureExtractor:
             l_volume - state.typ_volume,
             log(total1 / (ds_prior + 0.5)),
             log(total1 / (ip_seen + 0.5)),
-            log(total1 / (net_seen + 0.5)),
             log(total1 / (act_prior + 0.5)),
             log(total1 / (pair_prior + 0.5)),
             log(total1 / (smooth + 0.5)),
             math.log1p(state.cusum),
             l_run - state.typ_run,
             log((act_recent + 1.0) / (win_before * share + 1.0)),
+            log(total1 / (dom_prior + 0.5)),
         )
 
         # --- fold the event into the state -------------------------------------------
@@ -388,9 +408,9 @@ class FeatureExtractor:
             self._update_norm(state.norms, ev.action, lrows, lbytes)
         self._bump(state.datasets, ev.dataset, ds_entry, ds_recent, t, c.max_datasets)
         self._bump(state.ips, ev.source_ip, ip_entry, ip_recent, t, c.max_ips)
-        self._bump(state.nets, net, net_entry, net_recent, t, c.max_nets)
         self._bump(state.actions, ev.action, act_entry, act_recent, t, 16)
         self._bump(state.pairs, pair, pair_entry, pair_recent, t, c.max_pairs)
+        self._bump(state.domains, domain, dom_entry, dom_recent, t, c.max_domains)
         h[b] += 1.0
         state.total = total1
         state.n = n + 1
@@ -447,7 +467,13 @@ class FeatureExtractor:
     def _decay_long(state: PrincipalState, f: float) -> None:
         state.total *= f
         state.hours = [x * f for x in state.hours]
-        for m in (state.datasets, state.ips, state.nets, state.actions, state.pairs):
+        for m in (
+            state.datasets,
+            state.ips,
+            state.actions,
+            state.pairs,
+            state.domains,
+        ):
             for e in m.values():
                 e[0] *= f
                 e[1] = min(e[1], e[0])

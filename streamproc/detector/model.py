@@ -25,6 +25,7 @@ from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import (
     FEATURE_BOUNDS,
     FEATURE_NAMES,
+    SIGNED_FEATURES,
     FeatureConfig,
     FeatureExtractor,
     featurize,
@@ -32,9 +33,9 @@ from streamproc.detector.features import (
 from streamproc.detector.forest import CompiledForest
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/2"
+MODEL_FORMAT = "streamproc.detector/3"
 #: Formats this version recognises but cannot use (other feature vector); retrain.
-OLD_FORMATS: frozenset[str] = frozenset({"streamproc.detector/1"})
+OLD_FORMATS: frozenset[str] = frozenset({"streamproc.detector/1", "streamproc.detector/2"})
 #: Types skops may instantiate when loading a model beyond its built-in safe set.
 TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
@@ -52,7 +53,10 @@ class ForestParams:
     n_estimators: int = 300
     max_samples: int = 512
     random_state: int = 0
-    background: float = 0.02  # uniform points over FEATURE_BOUNDS, as a fraction of fit rows
+    background: float = 0.02  # uniform background points, as a fraction of fit rows
+    #: how far the background reaches beyond the largest training value of a one-sided
+    #: feature, in units of (largest - median); signed features use FEATURE_BOUNDS
+    background_reach: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +73,36 @@ class FeatureReference:
         return cls(tuple(map(float, q[0])), tuple(map(float, q[1])), tuple(map(float, q[2])))
 
 
+def _background_box(X: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(lo, hi)`` of the uniform background.
+
+    A signed feature (both tails unusual) spans its FEATURE_BOUNDS. A one-sided feature
+    (only high values are strange) starts at its smallest training value -- a split below
+    the data separates nothing an event could be suspected of -- and reaches ``reach`` x
+    (largest - median) beyond its largest, capped at its bound: the narrower the box, the
+    likelier a random split falls in the gap between normal traffic and an event beyond it.
+    """
+    signed = np.array([n in SIGNED_FEATURES for n in FEATURE_NAMES])
+    b_lo = np.array([b[0] for b in FEATURE_BOUNDS])
+    b_hi = np.array([b[1] for b in FEATURE_BOUNDS])
+    x_lo, x_hi, x_med = X.min(axis=0), X.max(axis=0), np.median(X, axis=0)
+    lo = np.where(signed, np.minimum(b_lo, x_lo), x_lo)
+    hi_one = np.maximum(np.minimum(b_hi, x_hi + reach * (x_hi - x_med)), x_hi)
+    hi = np.where(signed, np.maximum(b_hi, x_hi), hi_one)
+    return lo, hi
+
+
 def _fit(X: np.ndarray, p: ForestParams) -> IsolationForest:
-    """An isolation forest on ``X`` plus a thin uniform background over the feature bounds.
+    """An isolation forest on ``X`` plus a thin uniform background (see _background_box).
 
     Without the background the forest treats a value far beyond the training range like the
-    most extreme training value; a thin uniform cover of each feature's meaningful range lets
-    such values isolate in few splits.
+    most extreme training value; a thin uniform cover of the range around the training data
+    lets such values isolate in few splits.
     """
     X_train = X
     if p.background > 0:
         rng = np.random.default_rng(p.random_state)
-        lo = np.minimum(np.array([b[0] for b in FEATURE_BOUNDS]), X.min(axis=0))
-        hi = np.maximum(np.array([b[1] for b in FEATURE_BOUNDS]), X.max(axis=0))
+        lo, hi = _background_box(X, p.background_reach)
         bg = rng.uniform(lo, hi, size=(int(len(X) * p.background), len(FEATURE_NAMES)))
         X_train = np.vstack([X, bg])
     return IsolationForest(
@@ -107,6 +129,7 @@ def _calibrate(
     rng: np.random.Generator,
     rounds: int = 200,
     volume_cap: float | None = 1.0,
+    population: int | None = None,
 ) -> float:
     """A threshold that keeps the flag rate at most ``target_fpr`` for new populations.
 
@@ -120,6 +143,10 @@ def _calibrate(
     near-empty score tail) would otherwise set the quantile with their volume, and the
     threshold would follow the training population's share of them rather than the
     behaviour of a typical principal. ``None`` weighs every event alike.
+
+    Each resample draws ``population`` principals (all of them if ``None`` or more than the
+    training population): the flag rate of a small deployment varies more than that of a
+    large one, and the threshold should hold for populations down to that size.
     """
     counts = np.bincount(principal, minlength=n_principals).astype(np.float64)
     if volume_cap is None:
@@ -133,8 +160,9 @@ def _calibrate(
     bounds = np.searchsorted(principal[order], np.arange(n_principals + 1))
     per = [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(n_principals)]
     qs = np.empty(rounds)
+    size = n_principals if population is None else max(1, min(population, n_principals))
     for r in range(rounds):
-        pick = rng.integers(0, n_principals, size=n_principals)
+        pick = rng.integers(0, n_principals, size=size)
         qs[r] = _weighted_quantile(
             np.concatenate([s_sorted[per[i]] for i in pick]),
             np.concatenate([w_sorted[per[i]] for i in pick]),
@@ -204,8 +232,9 @@ class Detector:
         *,
         target_fpr: float = 0.01,
         holdout: float = 0.2,
-        confidence: float = 0.9,
+        confidence: float = 0.99,
         volume_cap: float | None = 1.0,
+        population: int | None = 20,
         min_history: int = 50,
         min_age_ms: int = 7 * 86_400_000,
         params: ForestParams | None = None,
@@ -233,6 +262,8 @@ class Detector:
             raise DetectorError("confidence must be in [0.5, 1)")
         if volume_cap is not None and not volume_cap > 0.0:
             raise DetectorError("volume_cap must be > 0 (or None for no cap)")
+        if population is not None and population < 2:
+            raise DetectorError("population must be >= 2 (or None for the training population)")
         batch = featurize(FeatureExtractor(fc), events)
         ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
         mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
@@ -261,7 +292,14 @@ class Detector:
             held = ev_fold == k
             oof[held] = CompiledForest(_fit(X_all[~held], p)).score(X_all[held])
         threshold = _calibrate(
-            oof, who, len(names), target_fpr, confidence, rng, volume_cap=volume_cap
+            oof,
+            who,
+            len(names),
+            target_fpr,
+            confidence,
+            rng,
+            volume_cap=volume_cap,
+            population=population,
         )
         n_fit = len(mature)
         X_fit = X_all
@@ -274,6 +312,7 @@ class Detector:
                     p.max_samples,
                     p.random_state,
                     p.background,
+                    p.background_reach,
                     fc.to_dict(),
                     FEATURE_NAMES,
                 ]
@@ -295,6 +334,7 @@ class Detector:
                 "calibration_folds": folds,
                 "calibration_confidence": confidence,
                 "calibration_volume_cap": volume_cap,
+                "calibration_population": population,
                 "principals": len({e.principal for e in events}),
                 "first_ts": int(ts.min()) if len(ts) else 0,
                 "last_ts": int(ts.max()) if len(ts) else 0,
@@ -302,6 +342,7 @@ class Detector:
                 "max_samples": p.max_samples,
                 "random_state": p.random_state,
                 "background": p.background,
+                "background_reach": p.background_reach,
             },
         )
 

@@ -114,3 +114,16 @@ def test_missing_model_is_a_clean_error(
     )
     assert rc == 1
     assert "nope.skops does not exist" in capsys.readouterr().err
+
+
+def test_train_takes_the_calibration_population(files: dict[str, Path]) -> None:
+    from streamproc.detector.model import Detector
+
+    out = files["dir"] / "pop.skops"
+    args = ["detector", "train", "--events", str(files["baseline"]), "--model", str(out)]
+    args += ["--target-fpr", "0.02", "--trees", "30", "--warmup-days", "2", "--population", "6"]
+    assert main(args) == 0
+    assert Detector.load(out).trained["calibration_population"] == 6
+    default = Detector.load(files["model"])
+    assert default.trained["calibration_population"] == 20
+    assert default.trained["calibration_confidence"] == 0.99

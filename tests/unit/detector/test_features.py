@@ -15,6 +15,7 @@ from streamproc.detector.features import (
     PrincipalState,
     extract,
     featurize,
+    namespace_of,
     time_bin,
 )
 from streamproc.errors import DetectorError
@@ -95,8 +96,36 @@ def test_new_dataset_ip_and_action_are_rarer_than_known_ones() -> None:
         PrincipalState.from_dict(st.to_dict()),
         ev(2, t, dataset="hr.salaries", action="DELETE", ip="185.1.2.3"),
     )
-    for name in ("dataset_rare", "ip_rare", "net_rare", "action_rare", "pair_rare"):
+    for name in ("dataset_rare", "ip_rare", "action_rare", "pair_rare", "domain_rare"):
         assert novel[IDX[name]] > known[IDX[name]] + 3, name
+
+
+def test_namespace_rarity_tells_a_new_table_from_a_new_area() -> None:
+    rng = np.random.default_rng(1)
+    events = [
+        ev(
+            i,
+            T0 + (i // 30) * 86_400_000 + (i % 30) * 10 * MIN,
+            dataset=("sales.orders", "sales.leads")[i % 2],
+            rows=int(rng.integers(80, 130)),
+        )
+        for i in range(300)
+    ]
+    _, st = run(events)
+    t = events[-1].ts + MIN
+    fx = FeatureExtractor()
+    sibling = fx.update(PrincipalState.from_dict(st.to_dict()), ev(1, t, dataset="sales.refunds"))
+    session, _ = run(
+        [ev(2 + k, t + k * MIN, dataset=f"hr.t{k % 3}") for k in range(10)],
+        PrincipalState.from_dict(st.to_dict()),
+    )
+    # a new table next to known ones is a new dataset, not a new area
+    assert sibling[IDX["dataset_rare"]] > 5
+    assert sibling[IDX["domain_rare"]] < 1
+    # a new namespace is rare, and stays rare for the rest of that hour's session
+    assert session[0, IDX["domain_rare"]] > 5
+    assert session[-1, IDX["domain_rare"]] > 5
+    assert namespace_of("db.schema.table") == "db.schema" and namespace_of("plain") == ""
 
 
 def test_burst_stays_rare_while_it_lasts() -> None:
@@ -128,13 +157,13 @@ def test_failures_and_volume_register() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    cfg = FeatureConfig(max_datasets=16, max_ips=8, max_nets=4, max_pairs=16)
+    cfg = FeatureConfig(max_datasets=16, max_ips=8, max_pairs=16, max_domains=4)
     fx = FeatureExtractor(cfg)
     st = PrincipalState()
     for k in range(2000):
-        fx.update(st, ev(k, T0 + k * 1000, dataset=f"d{k}", ip=f"10.{k % 250}.{k // 250}.1"))
-    assert len(st.datasets) <= 16 and len(st.pairs) <= 16
-    assert len(st.ips) <= 8 and len(st.nets) <= 4
+        fx.update(st, ev(k, T0 + k * 1000, dataset=f"n{k}.d", ip=f"10.{k % 250}.{k // 250}.1"))
+    assert len(st.datasets) <= 16 and len(st.pairs) <= 16 and len(st.domains) <= 4
+    assert len(st.ips) <= 8
     assert len(json.dumps(st.to_dict())) < 10_000
 
 
@@ -160,16 +189,24 @@ def test_time_bin_weekday_and_weekend() -> None:
     assert time_bin(T0 + 5 * 86_400_000) == 34  # Saturday 10:00
 
 
-def test_version_1_state_is_migrated() -> None:
+def test_version_1_and_2_states_are_migrated() -> None:
     _, st = run(routine(100))
     d = st.to_dict()
-    assert d["v"] == 2
-    old = {k: v for k, v in d.items() if k not in ("win", "cusum", "typ_run")}
+    assert d["v"] == 3 and d["domains"]
+    old = {k: v for k, v in d.items() if k not in ("win", "cusum", "typ_run", "domains")}
     old["v"] = 1
     restored = PrincipalState.from_dict(old)
     assert restored.n == st.n and restored.cusum == 0.0 and restored.win == 0.0
+    v2 = {k: v for k, v in d.items() if k != "domains"}
+    v2["v"] = 2
+    restored = PrincipalState.from_dict(v2)
+    assert restored.cusum == st.cusum
+    # the namespace counts are rebuilt from the dataset counts: nothing looks new after an upgrade
+    assert set(restored.domains) == set(st.domains)
+    for k, e in restored.domains.items():
+        assert e[0] == pytest.approx(st.domains[k][0])
     with pytest.raises(DetectorError):
-        PrincipalState.from_dict({**d, "v": 3})
+        PrincipalState.from_dict({**d, "v": 4})
 
 
 def test_staged_export_accumulates_in_the_volume_cusum() -> None:

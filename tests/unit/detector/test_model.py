@@ -8,8 +8,13 @@ import pytest
 import skops.io as sio
 
 from streamproc.detector.events import AccessEvent
-from streamproc.detector.features import FEATURE_NAMES, featurize
-from streamproc.detector.model import Detector, ForestParams, _calibrate
+from streamproc.detector.features import (
+    FEATURE_BOUNDS,
+    FEATURE_NAMES,
+    SIGNED_FEATURES,
+    featurize,
+)
+from streamproc.detector.model import Detector, ForestParams, _background_box, _calibrate
 from streamproc.errors import DetectorError, ModelLoadError
 
 
@@ -32,8 +37,10 @@ def test_threshold_is_calibrated_on_held_back_normal(
     b = featurize(det.extractor(), baseline_events)
     judged = (b.history >= det.min_history) & (b.age_ms >= det.min_age_ms)
     rate = float((det.score(b.X[judged]) >= det.threshold).mean())
-    # over the whole baseline (fit + hold-out) the flagged share is near the target
-    assert 0.002 < rate < 0.02
+    # over the whole baseline the flagged share is below the target, not far below: the
+    # threshold has to hold for resampled 20-principal populations at 99 % confidence, and
+    # these events were also fitted on, so the training population itself flags less
+    assert 0.0005 < rate < 0.01
     assert det.trained["holdout_rows"] > 0 and det.model_version.startswith("iforest-")
 
 
@@ -81,7 +88,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/2 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/3 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -153,3 +160,48 @@ def test_volume_cap_is_validated_and_recorded(baseline_events: list[AccessEvent]
         Detector.train(baseline_events, volume_cap=0.0, **kw)  # type: ignore[arg-type]
     det = Detector.train(baseline_events, volume_cap=None, **kw)  # type: ignore[arg-type]
     assert det.trained["calibration_volume_cap"] is None
+
+
+def test_a_smaller_calibration_population_gives_a_higher_threshold() -> None:
+    """Resamples of 10 principals vary more than resamples of all 40: the upper quantile of
+    their 99th percentiles is higher, so the threshold holds for small deployments too."""
+    rng = np.random.default_rng(3)
+    # principals differ in how noisy they are, as roles do
+    scores = [rng.normal(0.40, rng.uniform(0.01, 0.05), 400) for _ in range(40)]
+    who = np.repeat(np.arange(40), 400)
+    x = np.concatenate(scores)
+    full = _calibrate(x, who, 40, 0.01, 0.99, np.random.default_rng(0), volume_cap=None)
+    small = _calibrate(
+        x, who, 40, 0.01, 0.99, np.random.default_rng(0), volume_cap=None, population=10
+    )
+    assert small > full
+    # a population larger than the training one is the training one
+    big = _calibrate(
+        x, who, 40, 0.01, 0.99, np.random.default_rng(0), volume_cap=None, population=400
+    )
+    assert big == full
+
+
+def test_population_is_validated_and_recorded(baseline_events: list[AccessEvent]) -> None:
+    kw = {"min_age_ms": 3 * 86_400_000, "params": ForestParams(n_estimators=30)}
+    det = Detector.train(baseline_events, population=8, **kw)  # type: ignore[arg-type]
+    assert det.trained["calibration_population"] == 8
+    with pytest.raises(DetectorError, match="population"):
+        Detector.train(baseline_events, population=1, **kw)  # type: ignore[arg-type]
+
+
+def test_background_box_is_one_sided_where_only_high_values_are_strange() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.0, 1.0, size=(5000, len(FEATURE_NAMES)))
+    lo, hi = _background_box(X, 2.0)
+    for i, name in enumerate(FEATURE_NAMES):
+        if name in SIGNED_FEATURES:
+            # both tails: at least the feature's bounds, and all of the data
+            assert lo[i] <= min(FEATURE_BOUNDS[i][0], X[:, i].min())
+            assert hi[i] >= max(FEATURE_BOUNDS[i][1], X[:, i].max())
+        else:
+            # from the smallest value seen to 2 x (max - median) beyond the largest, within bounds
+            reach = X[:, i].max() + 2.0 * (X[:, i].max() - np.median(X[:, i]))
+            assert lo[i] == X[:, i].min()
+            assert hi[i] == pytest.approx(min(FEATURE_BOUNDS[i][1], reach))
+            assert hi[i] >= X[:, i].max()

@@ -46,9 +46,11 @@ def test_goals_on_an_unseen_trace(scorer: Scorer) -> None:
 
 
 @pytest.mark.slow
-def test_known_gap_another_training_seed() -> None:
+def test_goals_with_another_training_seed_on_a_small_population() -> None:
     """Trained on seed 4242 instead and judged on a smaller unseen population (60
-    principals, seed 3), the flag rate was 1.40 % (unweighted calibration, 100 trees), 1.01 %
-    (weighted) and is 0.99 % with 300 trees (docs/detector.md); pinned below 1.25 %."""
+    principals, seed 3, the noisiest of docs/detector.md), the flag rate was 1.40 %
+    (unweighted calibration, 100 trees), 1.01 % (weighted), 0.99 % with 300 trees and is
+    0.86 % with format 3 (namespace rarity, one-sided background, calibration for
+    20-principal populations): all goals hold."""
     det = Detector.train([parse_event(r) for r in generate(replace(TRAIN, seed=4242))])
-    _check(Scorer(det), replace(UNSEEN, n_principals=60, seed=3), max_flag_rate=0.0125)
+    _check(Scorer(det), replace(UNSEEN, n_principals=60, seed=3))
