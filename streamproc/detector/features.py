@@ -60,8 +60,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "action_burst",  # log of recent uses of this action vs its long-run share of the window
     "domain_rare",  # surprisal of the dataset's namespace (the text before its last dot)
 )
-#: The range each feature can meaningfully take (training adds a thin uniform background
-#: over it, so values beyond anything seen in normal traffic isolate quickly).
+#: The range each feature can meaningfully take. Training adds a thin uniform background:
+#: over the whole range for the signed features, and up to at most the upper bound for the
+#: others (see ``model._background_box``), so values beyond normal traffic isolate quickly.
 FEATURE_BOUNDS: tuple[tuple[float, float], ...] = (
     (-20.0, 20.0),  # rows_z
     (-20.0, 20.0),  # bytes_z
@@ -251,7 +252,7 @@ def namespace_of(dataset: str) -> str:
     return dataset.rpartition(".")[0]
 
 
-def _namespaces_of(datasets: dict[str, Any], cap: int = 16) -> dict[str, Entry]:
+def _namespaces_of(datasets: dict[str, Any]) -> dict[str, Entry]:
     """Namespace counts rebuilt from the dataset counts of a state written before version 3
     (their sums; all counted as before the current hour), so an upgrade does not make every
     namespace new."""
@@ -261,7 +262,7 @@ def _namespaces_of(datasets: dict[str, Any], cap: int = 16) -> dict[str, Entry]:
         cur = out.setdefault(ns, [0.0, 0.0, 0.0])
         cur[0] += float(e[0])
         cur[2] = max(cur[2], float(e[2]))
-    keep = sorted(out, key=lambda k: -out[k][0])[:cap]
+    keep = sorted(out, key=lambda k: -out[k][0])[: FeatureConfig().max_domains]
     return {k: out[k] for k in keep}
 
 
