@@ -106,3 +106,55 @@ def test_parallel_fails_closed_on_a_corrupt_block(files: tuple[Path, Path], tmp_
     )
     assert not out.exists()
     assert not list(tmp_path.glob(".out.avro.partial"))
+
+
+def _run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run the ``streamproc`` entry point with stderr on a pseudo-terminal (as a user would)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from streamproc.cli.main import main; sys.exit(main())",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=120)
+    os.close(master)
+    return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_progress_bar_on_a_terminal_only(
+    files: tuple[Path, Path], tmp_path: Path, workers: str
+) -> None:
+    kr, src = files
+    args = ["sanitize", "--schema", str(SCHEMA), "--keyring", str(kr), "--workers", workers]
+    rc, out, term = _run_on_a_terminal([*args, str(src), str(tmp_path / "a.avro")])
+    assert rc == 0, term
+    assert "sanitized 5000 records (6 fields transformed, 3 dropped)" in out
+    assert "records/s" in out and "[" not in out  # the summary line alone on stdout
+    assert "100.0% 5,000 records" in term  # the bar ends full, on the terminal
+    assert "#" * 30 in term
+    # --no-progress: nothing drawn on the terminal.
+    rc, out, term = _run_on_a_terminal([*args, "--no-progress", str(src), str(tmp_path / "b.avro")])
+    assert rc == 0
+    assert "sanitized 5000 records" in out
+    assert "records" not in term and "#" not in term
