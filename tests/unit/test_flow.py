@@ -174,40 +174,69 @@ def test_stats_count_outcomes(keyring: Keyring) -> None:
     assert f.stats.dead_letters == {"bad_magic": 1}
 
 
-def test_confluent_framing_through_a_schema_registry_client(keyring: Keyring) -> None:
+def test_confluent_framing_through_a_schema_registry_client(
+    keyring: Keyring, tmp_path: Path
+) -> None:
     """No Schema Registry server can run here (no Docker, no registry package in Debian):
     this uses confluent-kafka's own in-memory registry client (``mock://``) which speaks the
-    same client API the worker uses against a real registry."""
+    same client API the worker uses against a real registry. The flow is built the way the
+    worker builds it, from a topology file naming the registry."""
     import json
 
+    import yaml
     from confluent_kafka.schema_registry import Schema
 
-    from streamproc.agents.wiring import registry_client
+    from streamproc.agents.wiring import build_flow
     from streamproc.avro.framing import frame_confluent
+    from streamproc.config import Settings
+    from streamproc.errors import ConfigError
 
-    registry = registry_client("mock://streamproc-test")
-    topo = load_topology(TOPOLOGY)
-    plan = compile_plan(topo.source.schema, keyring)
+    doc = yaml.safe_load(TOPOLOGY.read_text())
+    doc["framing"] = "confluent"
+    doc["registry"] = {"url": "mock://streamproc-flow-test"}
+    doc["source"]["schema"] = str(ROOT / "schemas" / "customer_profile.avsc")
+    doc["source"]["history"] = [str(ROOT / "schemas" / "customer_profile.v1.avsc")]
+    path = tmp_path / "confluent.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    topo = load_topology(path)
+    flow = build_flow(topo, Settings(), keyring)
+    registry = flow.decoder.schemas.registry
+
+    # The derived schema is registered under "<sink topic>-value"; sanitized records carry its id.
+    latest = registry.get_latest_version(f"{topo.sink.topic}-value")
+    assert json.loads(latest.schema.schema_str) == flow.plan.derived_schema_json
+    sink_id = latest.schema_id
+
     v1_doc = read_schema_json(topo.source.history[0])[0]
     v1_id = registry.register_schema(
         f"{topo.source.topic}-value", Schema(json.dumps(v1_doc), "AVRO")
     )
-    sink_id = registry.register_schema(
-        f"{topo.sink.topic}-value", Schema(json.dumps(plan.derived_schema_json), "AVRO")
-    )
-    import dataclasses
+    lookups = []
+    real_get = registry.get_schema
+    registry.get_schema = lambda sid, *a, **k: lookups.append(sid) or real_get(sid, *a, **k)
+    for i in range(3):
+        rec = customer_record(5 + i, random.Random(5 + i), v1=True)
+        payload = frame_confluent(v1_id, encode(parse_schema(v1_doc), rec))
+        out = flow.process(payload, topic="t", partition=0, offset=i)
+        assert isinstance(out, Sanitized)
+        assert out.value[0] == 0 and int.from_bytes(out.value[1:5], "big") == sink_id
+        clean = schemaless_reader(
+            io.BytesIO(out.value[5:]), parse_schema(json.loads(latest.schema.schema_str)), None
+        )
+        assert clean["customer_id"].startswith("ps")
+    assert lookups == [v1_id]  # fetched once by id, then cached
 
-    confluent_topo = dataclasses.replace(topo, write_framing="confluent")
-    flow = SanitizeFlow(confluent_topo, plan, keyring, registry=registry, sink_schema_id=sink_id)
-    rec = customer_record(5, random.Random(5), v1=True)
-    payload = frame_confluent(v1_id, encode(parse_schema(v1_doc), rec))
-    out = flow.process(payload, topic="t", partition=0, offset=0)
-    assert isinstance(out, Sanitized)
-    assert out.value[0] == 0 and int.from_bytes(out.value[1:5], "big") == sink_id
-    derived = registry.get_schema(sink_id)
-    clean = schemaless_reader(
-        io.BytesIO(out.value[5:]), parse_schema(json.loads(derived.schema_str)), None
-    )
-    assert clean["customer_id"].startswith("ps")
-    unknown = flow.process(frame_confluent(v1_id + 1000, b"\x00"), topic="t", partition=0, offset=1)
+    unknown = flow.process(frame_confluent(v1_id + 1000, b"\x00"), topic="t", partition=0, offset=9)
     assert isinstance(unknown, DeadLetter) and unknown.reason == "unknown_schema"
+    # A writer schema in the registry that does not resolve to the topology's schema.
+    other = {"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]}
+    other_id = registry.register_schema("elsewhere-value", Schema(json.dumps(other), "AVRO"))
+    bad = flow.process(frame_confluent(other_id, b"\x02"), topic="t", partition=0, offset=10)
+    assert isinstance(bad, DeadLetter)
+    assert bad.reason == "incompatible_schema"
+
+    # Writing Confluent framing without a registry is a load-time error naming the file.
+    del doc["registry"]
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"confluent\.yaml.*registry"):
+        build_flow(load_topology(path), Settings(), keyring)
