@@ -1,8 +1,11 @@
 """Lineage from source field to training field as OpenLineage RunEvents.
 
-A worker emits one RunEvent (``START``) per topology when it starts or its policy changes,
-with the column-lineage facet (masking flag per field) and a custom ``streamproc_policy``
-facet naming the transform of each field, the policy fingerprint and the key versions.
+A worker emits one RunEvent (``START``) per topology each time it starts, which is when a
+changed policy (schema annotations, tag mapping, strict mode or key versions) takes effect:
+the event carries the column-lineage facet (masking flag per field) and a custom
+``streamproc_policy`` facet (JSON Schema: ``docs/lineage-facet.json``) naming the transform
+of each field with its parameters and key version, the policy fingerprint and the dropped
+source fields.
 Field names, actions and classes only: no record value is ever part of lineage.
 """
 
@@ -80,18 +83,24 @@ def run_event(
                         column_lineage_dataset.Transformation(
                             type="DIRECT",
                             subtype="TRANSFORMATION" if masking else "IDENTITY",
-                            description=f"streamproc:{f.action}",
+                            description=f"streamproc:{f.transform or f.action}",
                             masking=masking,
                         )
                     ],
                 )
             ]
         )
-        policy_fields[f.output_path] = {
+        entry: dict[str, Any] = {
             "source": f.source_path,
             "action": f.action,
             "class": f.privacy_class,
+            "transform": f.transform or f.action,
+            "origin": f.origin,
         }
+        if f.key is not None:
+            entry["key"] = f.key
+            entry["keyVersion"] = f.key_version
+        policy_fields[f.output_path] = entry
     output = OutputDataset(
         namespace=ns,
         name=sink_topic,
