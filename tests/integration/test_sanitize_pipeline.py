@@ -50,7 +50,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_topology(tmp: Path, source: str, sink: str, dlq: str, lineage: str) -> Path:
+def write_topology(
+    tmp: Path, source: str, sink: str, dlq: str, lineage: str, lineage_file: Path | None = None
+) -> Path:
     doc = {
         "name": f"customers-{source[-6:]}",
         "source": {
@@ -62,7 +64,7 @@ def write_topology(tmp: Path, source: str, sink: str, dlq: str, lineage: str) ->
         "sink": {"topic": sink},
         "dead_letter": {"topic": dlq},
         "framing": "auto",
-        "lineage": {"topic": lineage},
+        "lineage": {"topic": lineage, **({"file": str(lineage_file)} if lineage_file else {})},
         "limits": {"max_record_bytes": 64 * 1024},
     }
     path = tmp / "customers.yaml"
@@ -211,7 +213,8 @@ def test_worker_survives_bad_input_and_keeps_serving(
     sink, dlq, lineage = make_topic("clean", 3), make_topic("dlq", 3), make_topic("lineage")
     keyring = Keyring.generate()
     keyring.save(tmp_path / "keyring.json")
-    topo = write_topology(tmp_path, source, sink, dlq, lineage)
+    lineage_file = tmp_path / "lineage" / "events.jsonl"
+    topo = write_topology(tmp_path, source, sink, dlq, lineage, lineage_file)
     assert main(["audit", "keygen", "--out", str(tmp_path / "audit")]) == 0
     audit_file = tmp_path / "audit.jsonl"
     worker = worker_factory(
@@ -257,6 +260,12 @@ def test_worker_survives_bad_input_and_keeps_serving(
 
     # The audit trail: start, loads, one entry per dead letter, stop; signed and intact.
     assert worker.stop() == 0
+    # Lineage went to the file as well as the topic: one START event for this topology.
+    (event,) = [json.loads(line) for line in lineage_file.read_text().splitlines()]
+    assert event["eventType"] == "START"
+    assert event["inputs"][0]["name"] == source and event["outputs"][0]["name"] == sink
+    topic_events = drain(kafka_bootstrap, lineage, expect=1, timeout=30)
+    assert [json.loads(m.value()) for m in topic_events] == [event]
     entries = [json.loads(line) for line in audit_file.read_text().splitlines()]
     kinds = [e.get("kind") for e in entries if "kind" in e]
     assert kinds[0] == "worker.start" and kinds[-1] == "worker.stop"
