@@ -30,7 +30,7 @@ WriteFraming = Literal["confluent", "single-object"]
 Kind = Literal["sanitize", "detect"]
 
 _FRAMINGS = ("confluent", "single-object", "auto")
-_GUARANTEES = ("at_least_once", "exactly_once")
+_GUARANTEES = ("at_least_once",)
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,22 @@ class _Reader:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             raise self._err(unknown[0], "unknown key")
+
+
+def _guarantee(r: Any) -> str:
+    """Only at-least-once is offered: refuse exactly_once rather than silently downgrade it."""
+    value = r.get("processing_guarantee", str, "at_least_once")
+    if value == "exactly_once":
+        raise r._err(
+            "processing_guarantee",
+            "exactly_once is not supported: Faust's transactional mode has open bugs "
+            "(faust-streaming #517, #323, #177, #440) and streamproc's batched producer does "
+            "not run inside its transactions. Use at_least_once and deduplicate on the "
+            "streamproc.source.* headers (see README, Delivery guarantee)",
+        )
+    if value not in _GUARANTEES:
+        raise r._err("processing_guarantee", f"must be one of {', '.join(_GUARANTEES)}")
+    return str(value)
 
 
 def read_yaml_mapping(p: Path, what: str, error: type[StreamprocError]) -> dict[str, Any]:
@@ -227,7 +243,7 @@ def load_topology(path: str | Path) -> Topology:
         framing=framing,
         write_framing=write_framing,
         strict=r.get("strict", bool, False),
-        processing_guarantee=r.choice("processing_guarantee", _GUARANTEES, "at_least_once"),
+        processing_guarantee=_guarantee(r),
         tags=tags,
         registry_url=registry_url,
         lineage_topic=lineage_topic,

@@ -99,3 +99,16 @@ def test_unreadable_yaml_is_refused_with_the_file(tmp_path: Path, text: str, wha
     assert str(f) in str(err.value)
     with pytest.raises(TopologyError, match="cannot read"):
         load_topology(tmp_path / "absent.yaml")
+
+
+def test_exactly_once_is_refused_not_silently_downgraded(tmp_path: Path) -> None:
+    doc = base()
+    doc["processing_guarantee"] = "exactly_once"
+    f = tmp_path / "eos.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(TopologyError, match="exactly_once is not supported") as err:
+        load_topology(f)
+    assert str(f) in str(err.value) and "'processing_guarantee'" in str(err.value)
+    doc["processing_guarantee"] = "at_least_once"
+    f.write_text(yaml.safe_dump(doc))
+    assert load_topology(f).processing_guarantee == "at_least_once"

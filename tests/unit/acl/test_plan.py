@@ -88,14 +88,6 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
     assert plan.managed == {"User:streamproc", "User:crm", "User:ml", "User:oncall", "User:old"}
 
 
-def test_exactly_once_adds_transactional_ids(tmp_path: Path) -> None:
-    import dataclasses
-
-    eo = [dataclasses.replace(TOPOLOGIES[0], processing_guarantee="exactly_once")]
-    plan = plan_acls(eo, load_principals(write(tmp_path, GOOD)))
-    assert ("WRITE", "TRANSACTIONAL_ID", "streamproc-", "PREFIXED") in ops(plan, "User:streamproc")
-
-
 @pytest.mark.parametrize(
     ("doc", "key", "message"),
     [
