@@ -9,6 +9,7 @@ dead-letter topic; no message contains payload bytes or decoded values.
 
 from __future__ import annotations
 
+import decimal
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -169,9 +170,71 @@ class Encoder:
         try:
             schemaless_writer(buf, self.schema, record)
         except Exception:
+            # The slow path, for dead letters only: say which field, never its value.
+            path = decimal_overflow_path(self.schema, record)
+            if path is not None:
+                raise EncodeError(
+                    f"field {path}: decimal value has more digits than the schema's precision "
+                    "or scale allows",
+                    reason="decimal_overflow",
+                ) from None
             raise EncodeError("sanitized record does not encode with the derived schema") from None
         body = buf.getvalue()
         if self.framing == "confluent":
             assert self.schema_id is not None
             return frame_confluent(self.schema_id, body)
         return frame_single_object(self.fingerprint, body)
+
+
+def decimal_overflow_path(schema: Any, value: Any) -> str | None:
+    """The path of the first decimal in ``value`` that its (parsed) ``schema`` cannot hold:
+    more digits than ``precision``, or more decimal places than ``scale``. Avro readers do
+    not check precision, so such a value decodes and only fails when written again."""
+    named: dict[str, Any] = {}
+
+    def walk(s: Any, v: Any, path: str) -> str | None:
+        if isinstance(s, str):
+            s = named.get(s, s)
+            if isinstance(s, str):
+                return None
+        if isinstance(s, list):
+            for branch in s:
+                if branch != "null" and v is not None:
+                    found = walk(branch, v, path)
+                    if found is not None:
+                        return found
+            return None
+        t = s.get("type")
+        if t in ("record", "error"):
+            named[s["name"]] = s
+            if not isinstance(v, dict):
+                return None
+            for f in s["fields"]:
+                child = f"{path}.{f['name']}" if path else f["name"]
+                found = walk(f["type"], v.get(f["name"]), child)
+                if found is not None:
+                    return found
+            return None
+        if t in ("enum", "fixed") and "name" in s:
+            named[s["name"]] = s
+        if t == "array" and isinstance(v, list):
+            for item in v:
+                found = walk(s["items"], item, path + "[]")
+                if found is not None:
+                    return found
+            return None
+        if t == "map" and isinstance(v, dict):
+            for item in v.values():
+                found = walk(s["values"], item, path + "{}")
+                if found is not None:
+                    return found
+            return None
+        if s.get("logicalType") == "decimal" and isinstance(v, decimal.Decimal):
+            unscaled = v.scaleb(int(s.get("scale", 0)))
+            if not unscaled.is_finite() or unscaled != unscaled.to_integral_value():
+                return path
+            if len(str(abs(int(unscaled)))) > int(s["precision"]):
+                return path
+        return None
+
+    return walk(schema, value, "")
