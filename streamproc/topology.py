@@ -206,10 +206,17 @@ def load_topology(path: str | Path) -> Topology:
     default_write = "confluent" if framing == "confluent" else "single-object"
     write_framing = r.choice("write_framing", ("confluent", "single-object"), default_write)
 
-    tags = r.get("tags", dict, {})
-    for tag, mapping in tags.items():
-        if not isinstance(mapping, dict) or "action" not in mapping:
-            raise TopologyError(f"{p}: key 'tags.{tag}': must be a mapping with an 'action'")
+    # The same {tag: annotation} form as ``--tags FILE`` (an action name is short for
+    # {action: NAME}); the actions themselves are checked when the policy compiles.
+    tags: dict[str, dict[str, Any]] = {}
+    for tag, ann in r.get("tags", dict, {}).items():
+        if isinstance(ann, str):
+            ann = {"action": ann}
+        if not isinstance(tag, str) or not isinstance(ann, dict) or "action" not in ann:
+            raise TopologyError(
+                f"{p}: key 'tags.{tag}': must be an action name or a mapping with an 'action'"
+            )
+        tags[tag] = dict(ann)
 
     lim = r.sub("limits", None)
     limits = Limits()

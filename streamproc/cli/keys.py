@@ -33,6 +33,12 @@ def register(sub: Any) -> None:
     rotate.add_argument(
         "--name", action="append", default=[], help="key to rotate (default: every key)"
     )
+    rotate.add_argument(
+        "--create",
+        action="store_true",
+        help="add a --name that is not in the keyring yet (without it, an unknown name is an "
+        "error: a typo must not create a key)",
+    )
     rotate.set_defaults(func=_rotate)
 
     lst = ksub.add_parser("list", help="key names and versions (never material)")
@@ -54,6 +60,12 @@ def _init(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     keyring = load_keyring(args.keyring)
     names = args.name or list(keyring.names())
+    unknown = [n for n in names if n not in keyring]
+    if unknown and not args.create:
+        raise KeyringError(
+            f"keyring {keyring.path} has no key {', '.join(map(repr, unknown))} "
+            f"(keys: {', '.join(keyring.names())}); add --create to create it"
+        )
     rotated = [(n, keyring.rotate(n)) for n in names]
     keyring.save()
     summary = ", ".join(f"{n} -> v{v}" for n, v in rotated)

@@ -62,7 +62,8 @@ def test_defaults_and_resolved_paths(tmp_path: Path) -> None:
         (lambda d: d.update(kind="mystery"), "kind"),
         (lambda d: d.update(strict="yes"), "strict"),
         (lambda d: d.update(processing_guarantee="maybe"), "processing_guarantee"),
-        (lambda d: d.update(tags={"PII": "drop"}), "tags.PII"),
+        (lambda d: d.update(tags={"PII": {"class": "direct"}}), "tags.PII"),
+        (lambda d: d.update(tags={"PII": 3}), "tags.PII"),
         (lambda d: d.update(limits={"max_items": -1}), "limits.max_items"),
         (lambda d: d.update(surprise=1), "surprise"),
         (lambda d: d.pop("dead_letter"), "dead_letter"),
@@ -112,3 +113,39 @@ def test_exactly_once_is_refused_not_silently_downgraded(tmp_path: Path) -> None
     doc["processing_guarantee"] = "at_least_once"
     f.write_text(yaml.safe_dump(doc))
     assert load_topology(f).processing_guarantee == "at_least_once"
+
+
+@pytest.mark.parametrize(("tags", "action"), [("drop", "drop"), ({"action": "mask"}, "mask")])
+def test_topology_tags_map_confluent_tags_to_actions(
+    tmp_path: Path, tags: Any, action: str
+) -> None:
+    """``tags:`` takes the same {tag: annotation} form as ``--tags FILE``, shorthand included."""
+    import json
+
+    from streamproc.keys import Keyring
+    from streamproc.policy import compile_plan
+
+    schema = tmp_path / "tagged.avsc"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Contact",
+                "fields": [
+                    {"name": "id", "type": "string", "privacy": {"action": "keep"}},
+                    {"name": "email", "type": "string", "confluent:tags": ["PII"]},
+                ],
+            }
+        )
+    )
+    doc = base()
+    doc["source"]["schema"] = str(schema)
+    doc["tags"] = {"PII": tags}
+    f = tmp_path / "tagged.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    topo = load_topology(f)
+    plan = compile_plan(topo.source.schema, Keyring.generate(), tag_actions=topo.tags)
+    (email,) = [x for x in plan.lineage if x.source_path == "email"]
+    assert (email.action, email.origin) == (action, "tag:PII")
+    out = plan.sanitize({"id": "c1", "email": "ann@example.com"})
+    assert "ann@example.com" not in json.dumps(out)

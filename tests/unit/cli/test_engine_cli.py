@@ -72,6 +72,18 @@ def test_keys_init_rotate_list(keyring_path: Path, capsys: pytest.CaptureFixture
     assert material["material"] not in out
 
 
+def test_rotate_refuses_an_unknown_name_unless_asked_to_create(
+    keyring_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = keyring_path.read_bytes()
+    assert main(["keys", "rotate", "--keyring", str(keyring_path), "--name", "defualt"]) != 0
+    assert "has no key 'defualt'" in capsys.readouterr().err
+    assert keyring_path.read_bytes() == before  # nothing written
+    args = ["keys", "rotate", "--keyring", str(keyring_path), "--name", "billing", "--create"]
+    assert main(args) == 0
+    assert Keyring.load(keyring_path).versions("billing") == (1,)
+
+
 def test_keyring_from_environment_and_refused_when_permissive(
     keyring_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
