@@ -210,6 +210,12 @@ def _serve(sock: socket.socket, topology_path: str, settings_json: str) -> None:
     except StreamprocError as exc:  # messages name paths and keys, never values
         _send(sock, b"E" + str(exc).encode())
         return
+    # Everything built so far (plan, schemas, keyring) lives as long as the process: move it
+    # out of the collector's reach so full collections stay short (tail latency).
+    import gc
+
+    gc.collect()
+    gc.freeze()
     _send(sock, b"R")
     while True:
         head = _recv_exactly(sock, _LEN.size)
