@@ -191,6 +191,17 @@ def load_topology(path: str | Path) -> Topology:
         partitions=snk.positive("partitions", None),
     )
     snk.check_unknown()
+    if sink.partitions is not None:
+        raise TopologyError(
+            f"{p}: key 'sink.partitions': not configurable: outputs keep their source "
+            "partition (per-key order), so the sink and dead-letter topics are declared with "
+            "the source's partition count (set 'source.partitions')"
+        )
+    if kind == "sanitize" and sink.schema is not None:
+        raise TopologyError(
+            f"{p}: key 'sink.schema': a sanitize topology's output schema is derived from the "
+            "source schema's policy (see `streamproc schema derive`); remove the key"
+        )
 
     dlq = r.sub("dead_letter")
     assert dlq is not None

@@ -51,14 +51,20 @@ def free_port() -> int:
 
 
 def write_topology(
-    tmp: Path, source: str, sink: str, dlq: str, lineage: str, lineage_file: Path | None = None
+    tmp: Path,
+    source: str,
+    sink: str,
+    dlq: str,
+    lineage: str | None,
+    lineage_file: Path | None = None,
+    history: tuple[Path, ...] = (),
 ) -> Path:
     doc = {
         "name": f"customers-{source[-6:]}",
         "source": {
             "topic": source,
             "schema": str(SCHEMA),
-            "history": [str(SCHEMA_V1)],
+            "history": [str(SCHEMA_V1), *map(str, history)],
             "partitions": 3,
         },
         "sink": {"topic": sink},
@@ -67,7 +73,7 @@ def write_topology(
         "lineage": {"topic": lineage, **({"file": str(lineage_file)} if lineage_file else {})},
         "limits": {"max_record_bytes": 64 * 1024},
     }
-    path = tmp / "customers.yaml"
+    path = tmp / f"customers-{source[-6:]}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -214,12 +220,29 @@ def test_worker_survives_bad_input_and_keeps_serving(
     keyring = Keyring.generate()
     keyring.save(tmp_path / "keyring.json")
     lineage_file = tmp_path / "lineage" / "events.jsonl"
-    topo = write_topology(tmp_path, source, sink, dlq, lineage, lineage_file)
+    # The trap schema (an array of nulls) is a known writer version here, so its payloads reach
+    # the bounds check (10^9 items claimed) or schema resolution (a valid but incompatible one).
+    trap_doc = {
+        "type": "record",
+        "name": "Trap",
+        "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
+    }
+    trap_file = tmp_path / "trap.avsc"
+    trap_file.write_text(json.dumps(trap_doc))
+    topo = write_topology(tmp_path, source, sink, dlq, lineage, lineage_file, (trap_file,))
+    # A second flow in the same worker, and the broker given by --broker only.
+    source2 = make_topic("customers.raw", partitions=3)
+    sink2, dlq2 = make_topic("clean", 3), make_topic("dlq", 3)
+    topo2 = write_topology(tmp_path, source2, sink2, dlq2, None)
     assert main(["audit", "keygen", "--out", str(tmp_path / "audit")]) == 0
     audit_file = tmp_path / "audit.jsonl"
     worker = worker_factory(
         "--topology",
         str(topo),
+        "--topology",
+        str(topo2),
+        "--broker",
+        kafka_bootstrap,
         "--keyring",
         str(tmp_path / "keyring.json"),
         "--app-id",
@@ -227,18 +250,13 @@ def test_worker_survives_bad_input_and_keeps_serving(
         "--offload",
         offload,
         env={
+            "STREAMPROC_BROKER": "127.0.0.1:1",  # unreachable: --broker must win
             "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit" / "audit-signing.pem"),
             "STREAMPROC_AUDIT_FILE": str(audit_file),
         },
     )
     v2 = compile_plan(SCHEMA, keyring).source_schema
-    trap = parse_schema(
-        {
-            "type": "record",
-            "name": "Trap",
-            "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
-        }
-    )
+    trap = parse_schema(trap_doc)
     rng = random.Random(3)
     good = [rec for rec, _ in customer_records(20, seed=rng.randrange(1000))]
     bad = bad_payloads(v2, good[0], max_record_bytes=64 * 1024, trap_schema=trap)
@@ -250,10 +268,15 @@ def test_worker_survives_bad_input_and_keeps_serving(
     out = drain(kafka_bootstrap, sink, expect=len(bad), timeout=60)
     dead = drain(kafka_bootstrap, dlq, expect=len(bad), timeout=60)
     assert len(out) == len(bad)
+    # A valid record of the trap schema: known, but it does not resolve to customer_profile.
+    produce(kafka_bootstrap, source, [single_object(trap, {"a": [None, None]})])
+    dead = drain(kafka_bootstrap, dlq, expect=len(bad) + 1, timeout=60)
     got = sorted(dict(m.headers())[H_DLQ_REASON].decode() for m in dead)
-    # The trap schema is unknown to this topology: it is rejected before any decoding.
-    expected = sorted("unknown_schema" if r == "oversize_items" else r for r, _ in bad)
-    assert got == expected
+    assert got == sorted([*(r for r, _ in bad), "incompatible_schema"])
+    assert "oversize_items" in got
+    # The second topology's flow runs in the same worker.
+    produce(kafka_bootstrap, source2, [single_object(v2, g) for g in good[:5]])
+    assert len(drain(kafka_bootstrap, sink2, expect=5, timeout=60)) == 5
     # Still serving after the bad batch.
     produce(kafka_bootstrap, source, [single_object(v2, good[-1])])
     assert len(drain(kafka_bootstrap, sink, expect=len(bad) + 1, timeout=60)) == len(bad) + 1
@@ -270,7 +293,7 @@ def test_worker_survives_bad_input_and_keeps_serving(
     kinds = [e.get("kind") for e in entries if "kind" in e]
     assert kinds[0] == "worker.start" and kinds[-1] == "worker.stop"
     assert {"topology.load", "policy.load", "key.versions"} <= set(kinds)
-    assert kinds.count("dlq.record") == len(bad)
+    assert kinds.count("dlq.record") == len(bad) + 1
     assert (
         main(
             [

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from pathlib import Path
 
 import pytest
 from fastavro import parse_schema, schemaless_reader
 
+from streamproc.avro.framing import crc64_fingerprint
 from streamproc.avro.schema import read_schema_json
 from streamproc.flow import (
     H_DLQ_ERROR,
+    H_DLQ_KEY,
     H_DLQ_REASON,
+    H_DLQ_TIME,
+    H_KEY_VERSIONS,
     H_POLICY_FP,
     H_SOURCE_OFFSET,
+    H_SOURCE_PARTITION,
+    H_SOURCE_TIMESTAMP,
+    H_SOURCE_TOPIC,
     H_WRITER_FP,
     DeadLetter,
     Sanitized,
@@ -74,8 +82,14 @@ def test_good_record_is_sanitized_with_lineage_headers(flow: SanitizeFlow) -> No
     )
     assert isinstance(out, Sanitized)
     headers = dict(out.headers)
+    assert headers[H_SOURCE_TOPIC] == b"customers.raw"
+    assert headers[H_SOURCE_PARTITION] == b"3"
     assert headers[H_SOURCE_OFFSET] == b"42"
+    assert headers[H_SOURCE_TIMESTAMP] == b"1"
     assert headers[H_POLICY_FP] == flow.plan.fingerprint.encode()
+    assert headers[H_WRITER_FP] == f"{crc64_fingerprint(flow.plan.source_schema):016x}".encode()
+    versions = dict(kv.split("=") for kv in headers[H_KEY_VERSIONS].decode().split(","))
+    assert versions == {k: str(v) for k, v in flow.plan.key_versions.items()} and versions
     clean = decode_out(flow, out)
     assert "full_name" not in clean and "credit_score" not in clean
     assert b"CANARY" not in out.value and b"C1" not in (out.key or b"")
@@ -113,6 +127,11 @@ def test_bad_input_becomes_a_sealed_dead_letter(
     assert isinstance(out, DeadLetter)
     headers = dict(out.headers)
     assert headers[H_DLQ_REASON].decode() == reason
+    assert abs(int(headers[H_DLQ_TIME]) - time.time() * 1000) < 60_000
+    assert headers[H_SOURCE_TOPIC] == b"customers.raw" and headers[H_SOURCE_OFFSET] == b"7"
+    assert headers[H_DLQ_KEY] == b"quarantine=1"
+    # Sealed under the quarantine key: the token names it, and it is not the default key.
+    assert out.value[5 : 5 + out.value[4]] == b"quarantine"
     # Payload sealed, never in clear, and it opens only with its source coordinates.
     assert b"CANARY" not in out.value
     assert all(b"CANARY" not in v for v in headers.values())

@@ -32,6 +32,28 @@ def test_shipped_topologies_load(path: Path) -> None:
     topo = load_topology(path)
     assert topo.source.schema.is_file()
     assert len({topo.source.topic, topo.sink.topic, topo.dead_letter}) == 3
+    if topo.kind == "sanitize":  # its policy compiles as the worker would (strict included)
+        from streamproc.agents.wiring import build_flow
+        from streamproc.config import Settings
+        from streamproc.keys import Keyring
+
+        flow = build_flow(topo, Settings(), Keyring.generate())
+        assert flow.plan.transformed
+
+
+def test_strict_topology_refuses_an_unannotated_field_at_start(tmp_path: Path) -> None:
+    from streamproc.agents.wiring import build_flow
+    from streamproc.config import Settings
+    from streamproc.errors import UnannotatedFieldError
+    from streamproc.keys import Keyring
+
+    doc = base()
+    doc["strict"] = True
+    f = tmp_path / "strict.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(UnannotatedFieldError) as err:
+        build_flow(load_topology(f), Settings(), Keyring.generate())
+    assert "credit_score" in str(err.value) and "customer_profile.avsc" in str(err.value)
 
 
 def test_defaults_and_resolved_paths(tmp_path: Path) -> None:
@@ -66,6 +88,8 @@ def test_defaults_and_resolved_paths(tmp_path: Path) -> None:
         (lambda d: d.update(tags={"PII": 3}), "tags.PII"),
         (lambda d: d.update(limits={"max_items": -1}), "limits.max_items"),
         (lambda d: d.update(surprise=1), "surprise"),
+        (lambda d: d["sink"].update(partitions=6), "sink.partitions"),
+        (lambda d: d["sink"].update(schema=SCHEMA), "sink.schema"),
         (lambda d: d.pop("dead_letter"), "dead_letter"),
     ],
 )
