@@ -23,7 +23,8 @@ from typing import Any, Literal
 import yaml
 
 from streamproc.avro.bounds import Limits
-from streamproc.errors import StreamprocError, TopologyError
+from streamproc.errors import PolicyError, StreamprocError, TopologyError
+from streamproc.policy.tags import normalize_annotation
 
 Framing = Literal["confluent", "single-object", "auto"]
 WriteFraming = Literal["confluent", "single-object"]
@@ -126,7 +127,7 @@ class _Reader:
             raise self._err(unknown[0], "unknown key")
 
 
-def _guarantee(r: Any) -> str:
+def _guarantee(r: _Reader) -> str:
     """Only at-least-once is offered: refuse exactly_once rather than silently downgrade it."""
     value = r.get("processing_guarantee", str, "at_least_once")
     if value == "exactly_once":
@@ -221,13 +222,10 @@ def load_topology(path: str | Path) -> Topology:
     # {action: NAME}); the actions themselves are checked when the policy compiles.
     tags: dict[str, dict[str, Any]] = {}
     for tag, ann in r.get("tags", dict, {}).items():
-        if isinstance(ann, str):
-            ann = {"action": ann}
-        if not isinstance(tag, str) or not isinstance(ann, dict) or "action" not in ann:
-            raise TopologyError(
-                f"{p}: key 'tags.{tag}': must be an action name or a mapping with an 'action'"
-            )
-        tags[tag] = dict(ann)
+        try:
+            tags[str(tag)] = normalize_annotation(ann, f"{p}: key 'tags.{tag}'")
+        except PolicyError as exc:
+            raise TopologyError(str(exc)) from None
 
     lim = r.sub("limits", None)
     limits = Limits()
