@@ -26,7 +26,8 @@ def keyring() -> Keyring:
     return Keyring.generate()
 
 
-def event_doc(plan: Any, **kw: Any) -> dict[str, Any]:
+def event_json(plan: Any, **kw: Any) -> str:
+    """The RunEvent a worker would emit for ``plan``, serialised as it is sent."""
     event = run_event(
         topology_name="claims",
         namespace="127.0.0.1:9092",
@@ -37,7 +38,11 @@ def event_doc(plan: Any, **kw: Any) -> dict[str, Any]:
         key_versions=plan.key_versions,
         **kw,
     )
-    return dict(json.loads(to_json(event)))
+    return str(to_json(event))
+
+
+def event_doc(plan: Any, **kw: Any) -> dict[str, Any]:
+    return dict(json.loads(event_json(plan, **kw)))
 
 
 def output_fields(schema: dict[str, Any]) -> set[str]:
@@ -146,17 +151,7 @@ def test_a_policy_change_shows_in_the_next_event(keyring: Keyring, tmp_path: Pat
 
 def test_no_key_material_in_an_event(keyring: Keyring) -> None:
     plan = compile_plan(ROOT / "schemas" / "customer_profile.avsc", keyring)
-    text = to_json(
-        run_event(
-            topology_name="customers",
-            namespace="b:9092",
-            source_topic="customers.raw",
-            sink_topic="customers.clean",
-            lineage=plan.lineage,
-            policy_fingerprint=plan.fingerprint,
-            key_versions=plan.key_versions,
-        )
-    )
+    text = event_json(plan)
     for name in keyring.names():
         for version in keyring.versions(name):
             for purpose in SUBKEY_BYTES:
