@@ -23,7 +23,7 @@ deps:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,plot]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -59,7 +59,7 @@ demo: kafka-jars
 	exit $$rc
 
 bench: kafka-jars
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,plot,bench]'
 	@started=0; \
 	if ! $(SP) kafka status >/dev/null 2>&1; then $(SP) kafka up || exit 1; started=1; fi; \
 	rc=0; for b in load/bench_*.py; do echo "== $$b"; $(PY) -m load.$$(basename $$b .py) || rc=1; done; \
@@ -73,7 +73,7 @@ fuzz: venv
 # (80 principals, 21 days; about 20 s). Train on your own access log for production.
 model: venv
 	mkdir -p .cache models
-	$(PY) -m load.access_traces --seed 1000 --principals 80 --days 21 --baseline --out .cache/baseline.jsonl
+	$(PY) -m streamproc.testing.access_traces --seed 1000 --principals 80 --days 21 --baseline --out .cache/baseline.jsonl
 	$(SP) detector train --events .cache/baseline.jsonl --model models/access-detector.skops
 
 lint: venv

@@ -8,7 +8,7 @@ Writes a trail of N entries (checkpoint every K) to a file with ``fsync=checkpoi
   a signed checkpoint every K entries);
 - ``verify``: entries/s of ``streamproc audit verify`` on the file (read, parse, hash, chain,
   signatures, Merkle roots), best of 3;
-- ``corpus``: every mutation kind of ``streamproc.audit.mutations`` at P seeded random
+- ``corpus``: every mutation kind of ``streamproc.testing.tamper`` at P seeded random
   positions: detected-and-classified counts per kind, plus false alarms over intact prefixes.
 """
 
@@ -34,8 +34,8 @@ from streamproc.audit import (  # noqa: E402
     verify_records,
 )
 from streamproc.audit.encoding import MalformedRecord, parse_record  # noqa: E402
-from streamproc.audit.mutations import MUTATIONS, Trail  # noqa: E402
 from streamproc.audit.verify import Parsed, Report, analyse  # noqa: E402
+from streamproc.testing.tamper import MUTATIONS, Trail  # noqa: E402
 
 
 def _parse(raw: bytes) -> Parsed:

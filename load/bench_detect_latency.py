@@ -45,7 +45,7 @@ from fastavro import schemaless_reader  # noqa: E402
 
 from streamproc.detector.model import Detector  # noqa: E402
 from streamproc.keys import Keyring  # noqa: E402
-from streamproc.samples.access import (  # noqa: E402
+from streamproc.testing.access import (  # noqa: E402
     CONTAINMENT_SCHEMA,
     AccessEncoder,
     baseline_trace,

@@ -18,11 +18,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from load.access_traces import TraceConfig, generate
 from streamproc.detector.events import parse_event
 from streamproc.detector.features import FeatureExtractor, PrincipalState, featurize
 from streamproc.detector.model import Detector
 from streamproc.detector.pipeline import Scorer
+from streamproc.testing.access_traces import TraceConfig, generate
 
 
 def rate(n: int, fn: Callable[[], object], repeat: int = 3) -> float:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from streamproc.keys import Keyring  # noqa: E402
 from streamproc.policy import compile_plan  # noqa: E402
-from streamproc.samples.customers import customer_records, single_object  # noqa: E402
+from streamproc.testing.customers import customer_records, single_object  # noqa: E402
 
 BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")
 PARTITIONS = 3
@@ -99,8 +99,10 @@ def count_outputs(topic: str, n: int, timeout: float = 300) -> tuple[float, floa
 
 def start_worker(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
+    # The relay baselines are not part of the production worker: they run as their own module.
+    cmd = ["streamproc.testing.relay"] if "--relay" in args else ["streamproc.cli.main", "worker"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamproc.cli.main", "worker", *args, "--loglevel", "info"],
+        [sys.executable, "-m", *cmd, *args, "--loglevel", "info"],
         stdout=fh,
         stderr=subprocess.STDOUT,
         env={**os.environ, **env, "STREAMPROC_METRICS_PORT": "0"},

@@ -17,12 +17,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from load.access_traces import TraceConfig, generate
 from streamproc.detector.decide import Decider
 from streamproc.detector.evaluate import EvaluationReport, evaluate_rows
 from streamproc.detector.events import parse_event
 from streamproc.detector.model import Detector
 from streamproc.detector.pipeline import Scorer
+from streamproc.testing.access_traces import TraceConfig, generate
 
 TRAIN = TraceConfig(seed=1000, n_principals=80, days=21, incidents_per_kind=0)
 SEEN = TraceConfig(n_principals=80, days=21, history_days=14, incidents_per_kind=6)

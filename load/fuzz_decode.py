@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["streamproc"]):
     from streamproc.avro.codec import Decoder, WriterSchemas  # noqa: F401
-    from streamproc.flow import DeadLetter, Sanitized, SanitizeFlow
+    from streamproc.config.topology import load_topology
     from streamproc.keys import Keyring
+    from streamproc.pipeline import DeadLetter, Sanitized, SanitizeFlow
     from streamproc.policy import compile_plan
-    from streamproc.samples.customers import customer_records, single_object
-    from streamproc.topology import load_topology
+    from streamproc.testing.customers import customer_records, single_object
 
 STATS: Counter[str] = Counter()
 CRASHES: list[str] = []
@@ -74,7 +74,7 @@ def build_flows() -> list[SanitizeFlow]:
 
 def seeds(flows: list[SanitizeFlow], corpus: Path) -> None:
     """Valid records of both schemas as the starting corpus."""
-    from streamproc.samples import claims as claims_samples
+    from streamproc.testing import claims as claims_samples
 
     corpus.mkdir(parents=True, exist_ok=True)
     schema = flows[0].plan.source_schema

@@ -25,7 +25,7 @@ from streamproc.errors import AclError
 if TYPE_CHECKING:
     from streamproc.audit import AuditLog
     from streamproc.config import Settings
-    from streamproc.topology import Topology
+    from streamproc.config.topology import Topology
 
 DENIED_OPERATIONS: tuple[str, ...] = ("READ", "WRITE")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from streamproc.acl.bindings import Binding, PatternKind, ResourceKind
 from streamproc.acl.principals import Principals
+from streamproc.config.topology import Topology
 from streamproc.errors import AclError
-from streamproc.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.acl.bindings import kafka_principal
+from streamproc.config.topology import read_yaml_mapping
 from streamproc.errors import AclError
-from streamproc.topology import read_yaml_mapping
 
 _PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=+/\-]{1,200}")
 _TOPIC = re.compile(r"[A-Za-z0-9._\-]{1,249}")

@@ -12,7 +12,7 @@ from streamproc.errors import ConfigError
 if TYPE_CHECKING:
     from streamproc.acl import Principals
     from streamproc.audit import AuditLog
-    from streamproc.topology import Topology
+    from streamproc.config.topology import Topology
 
 DEFAULT_PRINCIPALS = Path("topologies/principals.yaml")
 
@@ -51,7 +51,7 @@ def topology_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def load_topologies(args: argparse.Namespace) -> list[Topology]:
-    from streamproc.topology import load_topology
+    from streamproc.config.topology import load_topology
 
     return [load_topology(p) for p in topology_paths(args)]
 

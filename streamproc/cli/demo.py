@@ -28,15 +28,16 @@ from typing import Any
 import yaml
 
 from streamproc.config import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from streamproc.examples import examples_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the sanitize (+ detect) flow end to end and summarise")
     p.add_argument("--broker")
     p.add_argument("--records", type=int, default=20_000)
-    p.add_argument("--schemas", default=str(ROOT / "schemas"), help="folder with the schemas")
+    p.add_argument(
+        "--schemas", default=str(examples_dir() / "schemas"), help="folder with the schemas"
+    )
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.set_defaults(func=run)
 
@@ -62,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     from streamproc.avro.schema import read_schema_json
     from streamproc.cli.dlq import read_all
-    from streamproc.flow import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
     from streamproc.keys import Keyring
+    from streamproc.pipeline import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
     from streamproc.policy import compile_plan
-    from streamproc.samples.customers import (
+    from streamproc.testing.customers import (
         SENSITIVE_STRING_FIELDS,
         bad_payloads,
         customer_records,
@@ -321,7 +322,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from streamproc.cli.main import main as cli
-    from streamproc.samples.access import (
+    from streamproc.testing.access import (
         AccessEncoder,
         baseline_trace,
         load_schema,
@@ -332,12 +333,9 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
 
     print()
     print("=== access log: normal traffic plus one staged exfiltration ===")
-    if not (ROOT / "load" / "access_traces.py").is_file():
-        print("skipped: load/access_traces.py (the trace generator) is not in this checkout")
-        return True
     t0 = time.monotonic()
     base = work / "access-baseline.jsonl"
-    baseline_trace(base, "--seed", "1000", "--principals", "25", "--days", "14")
+    baseline_trace(base, seed=1000, principals=25, days=14)
     model = work / "access-detector.skops"
     print("training the detector on a generated baseline (25 principals, 14 days):")
     train = ["detector", "train", "--events", str(base), "--model", str(model)]
@@ -345,9 +343,7 @@ def _access_flow(conf: dict[str, Any], broker: str, work: Path, run_id: str, sch
     if rc != 0:
         print("ACCESS RESULT: MISMATCH: training failed")
         return False
-    normal = baseline_trace(
-        work / "access-normal.jsonl", "--seed", "1", "--principals", "15", "--days", "9"
-    )
+    normal = baseline_trace(work / "access-normal.jsonl", seed=1, principals=15, days=9)
     counts = Counter(str(e["principal"]) for e in normal)
     victim = next(p for p, _ in counts.most_common() if p.startswith(("analyst", "data-sci")))
     exfil = staged_exfiltration(normal, victim, night_of(normal, 8, 21.0), tag="demo-exfil")

@@ -178,24 +178,29 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streamproc.detector.evaluate import evaluate_rows, plot_roc_pr
+    from streamproc.detector.evaluate import PLOT_HINT, evaluate_rows, plot_available, plot_roc_pr
     from streamproc.detector.events import iter_jsonl
 
     scorer = _scorer(args)
     rows = list(iter_jsonl(args.events))
     ev = evaluate_rows(scorer, rows)
-    plot = args.plot or args.events.with_suffix(".roc.png")
-    plot_roc_pr(
-        ev.scores,
-        ev.labels,
-        plot,
-        threshold=scorer.decider.threshold,
-        title=f"{args.events.name} - model {scorer.detector.model_version}",
-    )
+    # An explicit --plot without matplotlib fails (plot_roc_pr says how to install it); the
+    # default plot is skipped with a note.
+    plot: Path | None = args.plot or args.events.with_suffix(".roc.png")
+    if args.plot is None and not plot_available():
+        plot = None
+    if plot is not None:
+        plot_roc_pr(
+            ev.scores,
+            ev.labels,
+            plot,
+            threshold=scorer.decider.threshold,
+            title=f"{args.events.name} - model {scorer.detector.model_version}",
+        )
     if args.json:
-        json.dump(ev.report.to_dict() | {"plot": str(plot)}, sys.stdout, indent=2)
+        json.dump(ev.report.to_dict() | {"plot": str(plot) if plot else None}, sys.stdout, indent=2)
         print()
     else:
         print(ev.report.render())
-        print(f"plot              {plot}")
+        print(f"plot              {plot if plot else 'skipped: ' + PLOT_HINT}")
     return 0

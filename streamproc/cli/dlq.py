@@ -88,7 +88,7 @@ def _headers(msg: Any) -> dict[str, str]:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from streamproc import flow as f
+    from streamproc import pipeline as f
 
     conf = load_settings(broker=args.broker).kafka_config()
     reasons: Counter[str] = Counter()
@@ -128,7 +128,7 @@ def inspect(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     from confluent_kafka import Producer
 
-    from streamproc import flow as f
+    from streamproc import pipeline as f
     from streamproc.keys import Keyring
 
     settings = load_settings(broker=args.broker, keyring=args.keyring)

@@ -135,7 +135,7 @@ def sanitize_file_parallel(
     progress: bool = False,
 ) -> int:
     """:func:`sanitize_file` with chunks of container blocks sanitized in ``workers`` processes."""
-    from streamproc.parallel import sanitize_chunks
+    from streamproc.pipeline.batch import sanitize_chunks
 
     tmp = dst.with_name(f".{dst.name}.partial")
     try:

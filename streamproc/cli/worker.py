@@ -1,9 +1,11 @@
-"""``streamproc worker``: a Faust worker running one agent per topology (or relay)."""
+"""``streamproc worker``: a Faust worker running one agent per topology."""
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import os
 
 from streamproc.config import load_settings
 from streamproc.errors import ConfigError
@@ -19,18 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="T.yaml",
         help="topology file (repeatable)",
-    )
-    p.add_argument(
-        "--relay",
-        action="append",
-        default=[],
-        metavar="SRC:DST",
-        help="passthrough agent copying SRC to DST unchanged (baseline; repeatable)",
-    )
-    p.add_argument(
-        "--relay-naive",
-        action="store_true",
-        help="relay with the textbook per-event agent (benchmark baseline)",
     )
     p.add_argument(
         "--offload",
@@ -53,47 +43,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import faust
-
-    from streamproc.agents.app import create_app
-    from streamproc.agents.relay import add_relay
-
     settings = load_settings(
         broker=args.broker,
         keyring=args.keyring,
         metrics_port=args.metrics_port,
         enforce=args.enforce or None,
     )
-    if not args.topology and not args.relay:
-        raise ConfigError("worker needs at least one --topology or --relay")
+    if not args.topology:
+        raise ConfigError("worker needs at least one --topology")
+    # Faust and the runtime are imported here, not at the top: every other CLI command
+    # starts without loading them (start-up time of `streamproc --help`, `sanitize`, ...).
+    import faust
+
     from streamproc.metrics import WorkerMetrics
+    from streamproc.runtime.app import create_app
+    from streamproc.runtime.wiring import add_topologies, open_audit
 
     metrics = WorkerMetrics()
     app = create_app(args.app_id, settings)
-    for spec in args.relay:
-        source, sep, sink = spec.partition(":")
-        if not sep or not source or not sink:
-            raise ConfigError(f"--relay wants SRC:DST, got {spec!r}")
-        add_relay(app, source, sink, naive=args.relay_naive)
-    if args.topology:
-        from streamproc.agents.wiring import add_topologies, open_audit
-
-        audit = open_audit(settings, args.app_id)
-        add_topologies(
-            app,
-            settings,
-            args.topology,
-            metrics=metrics,
-            audit=audit,
-            offload_processes=_offload(args.offload),
-        )
+    audit = open_audit(settings, args.app_id)
+    add_topologies(
+        app,
+        settings,
+        args.topology,
+        metrics=metrics,
+        audit=audit,
+        offload_processes=_offload(args.offload),
+    )
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     # The app, its compiled plans and imported modules live as long as the process: freeze
-    # them so that full collections do not walk them (measured: sanitizer p99 at 5k records/s
-    # 43-113 ms -> 35-38 ms over 3 runs each).
-    import gc
-
+    # them so that full collections do not walk them (tail latency; docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     worker.execute_from_commandline()
@@ -101,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _offload(choice: str) -> int:
-    import os
-
     if choice == "auto":
         return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
     return int(choice)

@@ -7,6 +7,7 @@ every metric; the report says how many.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,14 @@ def evaluate_scores(
     )
 
 
+PLOT_HINT = "the ROC/PR plot needs matplotlib: pip install 'streamproc[plot]'"
+
+
+def plot_available() -> bool:
+    """True when the optional plotting dependency (matplotlib) is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def plot_roc_pr(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -161,9 +170,16 @@ def plot_roc_pr(
     threshold: float | None = None,
     title: str = "access-anomaly detector",
 ) -> None:
-    """Write a PNG with the ROC curve and the precision-recall curve side by side."""
-    import matplotlib
+    """Write a PNG with the ROC curve and the precision-recall curve side by side.
 
+    Needs matplotlib, an optional dependency (``pip install 'streamproc[plot]'``): without it
+    this raises :class:`~streamproc.errors.DetectorError` saying so.
+    """
+    # Imported here: matplotlib is the optional `plot` extra, and slow to import.
+    try:
+        import matplotlib
+    except ImportError:
+        raise DetectorError(PLOT_HINT) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from streamproc.config.settings import load_settings
 from streamproc.errors import KeyNotFoundError, KeyringError, RevealError
 
 FORMAT = "streamproc-keyring/1"
@@ -291,8 +292,6 @@ def _new_version() -> _Version:
 def load_keyring(path: str | os.PathLike[str] | None = None) -> Keyring:
     """Load the keyring at ``path``, else at ``STREAMPROC_KEYRING``; KeyringError if neither."""
     if path is None:
-        from streamproc.config import load_settings
-
         path = load_settings().keyring
     if path is None:
         raise KeyringError("no keyring given: use --keyring PATH or set STREAMPROC_KEYRING")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from streamproc.transforms import base
-from streamproc.transforms._codec import canonical
 from streamproc.transforms.base import (
     FieldContext,
     Params,
@@ -22,6 +21,7 @@ from streamproc.transforms.base import (
     ValueFn,
     ValueType,
 )
+from streamproc.transforms.codec import canonical
 from streamproc.transforms.registry import register
 
 _CACHE_LIMIT = 65536

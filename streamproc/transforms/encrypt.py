@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from streamproc.errors import KeyringError, RevealError
 from streamproc.keys import Keyring
 from streamproc.transforms import base
-from streamproc.transforms._codec import b64url, canonical, decode
 from streamproc.transforms.base import (
     FieldContext,
     Params,
@@ -28,6 +27,7 @@ from streamproc.transforms.base import (
     ValueFn,
     ValueType,
 )
+from streamproc.transforms.codec import b64url, canonical, decode
 from streamproc.transforms.registry import register
 
 PREFIX = "enc:"

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from streamproc.transforms import base
-from streamproc.transforms._codec import b64url, canonical
 from streamproc.transforms.base import (
     FieldContext,
     Params,
@@ -21,6 +20,7 @@ from streamproc.transforms.base import (
     ValueFn,
     ValueType,
 )
+from streamproc.transforms.codec import b64url, canonical
 from streamproc.transforms.registry import register
 
 

@@ -14,7 +14,11 @@ def worker_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..
     started: list[WorkerProcess] = []
 
     def make(
-        *args: str, name: str = "w", env: dict[str, str] | None = None, start: bool = True
+        *args: str,
+        name: str = "w",
+        env: dict[str, str] | None = None,
+        start: bool = True,
+        command: tuple[str, ...] = ("streamproc.cli.main", "worker"),
     ) -> WorkerProcess:
         w = WorkerProcess(
             args,
@@ -22,6 +26,7 @@ def worker_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..
             bootstrap=kafka_bootstrap,
             data_dir=tmp_path / f"{name}-data",
             env=env,
+            command=command,
         )
         started.append(w)
         return w.start() if start else w

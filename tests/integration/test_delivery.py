@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.flow import H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.keys import Keyring
+from streamproc.pipeline import H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import customer_records, single_object
+from streamproc.testing.customers import customer_records, single_object
 from tests.integration.kafka_io import drain, end_offsets, produce
 from tests.integration.test_sanitize_pipeline import SCHEMA, free_port, write_topology
 

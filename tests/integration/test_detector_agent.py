@@ -23,12 +23,13 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from fastavro import schemaless_reader
 
-from streamproc.agents.detector import load_detector
 from streamproc.cli.main import main
+from streamproc.config.topology import load_topology
 from streamproc.detector import Detector, parse_event
-from streamproc.flow import H_DLQ_REASON
 from streamproc.keys import Keyring
-from streamproc.samples.access import (
+from streamproc.pipeline import H_DLQ_REASON
+from streamproc.pipeline.detect import load_detector
+from streamproc.testing.access import (
     CONTAINMENT_SCHEMA,
     AccessEncoder,
     baseline_trace,
@@ -37,7 +38,6 @@ from streamproc.samples.access import (
     staged_exfiltration,
     with_events,
 )
-from streamproc.topology import load_topology
 from tests.integration.kafka_io import drain, produce
 from tests.integration.test_sanitize_pipeline import free_port
 
@@ -63,7 +63,7 @@ class Scenario:
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     d = tmp_path_factory.mktemp("detector")
     base = d / "baseline.jsonl"
-    baseline_trace(base, "--seed", "1000", "--principals", "25", "--days", "14")
+    baseline_trace(base, seed=1000, principals=25, days=14)
     model = d / "access-detector.skops"
     rc = main(
         [
@@ -80,7 +80,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         ]
     )
     assert rc == 0
-    normal = baseline_trace(d / "normal.jsonl", "--seed", "1", "--principals", "15", "--days", "9")
+    normal = baseline_trace(d / "normal.jsonl", seed=1, principals=15, days=9)
     counts = Counter(e["principal"] for e in normal)
     victim = next(p for p, _ in counts.most_common() if p.startswith(("analyst", "data-sci")))
     exfil = staged_exfiltration(normal, victim, night_of(normal, 8, 21.0))

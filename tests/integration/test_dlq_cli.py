@@ -13,7 +13,7 @@ from streamproc.avro.schema import read_schema_json
 from streamproc.cli.main import main
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import customer_record, single_object
+from streamproc.testing.customers import customer_record, single_object
 from tests.integration.kafka_io import drain, produce
 from tests.integration.test_sanitize_pipeline import SCHEMA, SCHEMA_V1, write_topology
 
@@ -82,8 +82,8 @@ def test_unknown_schema_dead_letter_is_replayed_after_fix(
 
 
 def test_replay_refuses_a_foreign_keyring(kafka_bootstrap, make_topic, tmp_path, capsys) -> None:
-    from streamproc.flow import SanitizeFlow
-    from streamproc.topology import load_topology
+    from streamproc.config.topology import load_topology
+    from streamproc.pipeline import SanitizeFlow
 
     dlq = make_topic("dlq")
     keyring = Keyring.generate()

@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamproc.avro.schema import read_schema_json
 from streamproc.cli.main import main
-from streamproc.flow import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.keys import Keyring
+from streamproc.pipeline import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import bad_payloads, customer_records, single_object
+from streamproc.testing.customers import bad_payloads, customer_records, single_object
 from tests.integration.kafka_io import drain, produce
 
 pytestmark = pytest.mark.integration

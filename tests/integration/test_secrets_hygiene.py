@@ -16,7 +16,7 @@ from streamproc.config import Settings
 from streamproc.keys import Keyring
 from streamproc.keys.keyring import SUBKEY_BYTES
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import bad_payloads, customer_record, single_object
+from streamproc.testing.customers import bad_payloads, customer_record, single_object
 from tests.integration.kafka_io import drain, produce
 from tests.integration.test_sanitize_pipeline import SCHEMA, free_port, write_topology
 

@@ -24,8 +24,10 @@ class WorkerProcess:
         bootstrap: str,
         data_dir: Path,
         env: dict[str, str] | None = None,
+        command: Sequence[str] = ("streamproc.cli.main", "worker"),
     ) -> None:
         self.args = list(args)
+        self.command = list(command)
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -41,7 +43,7 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self._offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamproc.cli.main", "worker", *self.args],
+            [sys.executable, "-m", *self.command, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

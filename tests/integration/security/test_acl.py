@@ -9,7 +9,7 @@ import pytest
 from streamproc.acl import apply_plan, load_principals, plan_acls
 from streamproc.acl.bindings import Binding
 from streamproc.cli.main import main
-from streamproc.topology import load_topology
+from streamproc.config.topology import load_topology
 from tests.integration.security.conftest import (
     ADMIN,
     Deployment,
@@ -131,7 +131,7 @@ def test_worker_sanitizes_as_scram_user_over_tls(
     SASL_SSL + SCRAM-SHA-512 with hostname verification."""
     from streamproc.keys import Keyring
     from streamproc.policy import compile_plan
-    from streamproc.samples.customers import customer_records, single_object
+    from streamproc.testing.customers import customer_records, single_object
     from tests.integration.security.conftest import ROOT, consumer_of, poll_until
     from tests.integration.workers import WorkerProcess
 

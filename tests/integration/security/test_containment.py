@@ -9,8 +9,8 @@ import pytest
 from streamproc.acl import Enforcer, apply_plan, contained, data_topics, load_principals, plan_acls
 from streamproc.audit import AuditLog, FileSink, read_file
 from streamproc.cli.main import main
+from streamproc.config.topology import load_topology
 from streamproc.errors import AclError
-from streamproc.topology import load_topology
 from tests.integration.security.conftest import (
     ADMIN,
     Deployment,

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, R
 from confluent_kafka.admin import ResourcePatternType as Pattern
 
 from streamproc.cli.main import main
-from streamproc.samples.access import AccessEncoder, with_events
+from streamproc.testing.access import AccessEncoder, with_events
 from tests.integration.security.conftest import ADMIN, SecureCluster, read_one
 from tests.integration.test_detector_agent import (
     PARTITIONS,
@@ -135,7 +135,7 @@ def containments_secure(conf: dict, topic: str) -> list[dict]:
     from confluent_kafka import Consumer
     from fastavro import schemaless_reader
 
-    from streamproc.samples.access import CONTAINMENT_SCHEMA, load_schema
+    from streamproc.testing.access import CONTAINMENT_SCHEMA, load_schema
 
     schema = load_schema(CONTAINMENT_SCHEMA)
     cons = Consumer({**conf, "group.id": f"read-{time.time_ns()}", "auto.offset.reset": "earliest"})

@@ -17,8 +17,8 @@ from streamproc.acl import (
     load_principals,
     plan_acls,
 )
+from streamproc.config.topology import load_topology
 from streamproc.errors import AclError
-from streamproc.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPOLOGIES = [load_topology(ROOT / "topologies" / n) for n in ("customers.yaml", "access.yaml")]

@@ -1,6 +1,6 @@
 """Mutation corpus: every kind of tampering is detected and classified; no false alarms.
 
-A closed trail is built once per module; each mutation (``streamproc.audit.mutations``) is
+A closed trail is built once per module; each mutation (``streamproc.testing.tamper``) is
 applied at seeded random positions and the report must contain the expected classification
 at the expected place, and nothing unrelated. Records are parsed once and reused, so each run
 costs only the analysis (the parser is tested on its own, and the intact trail is verified
@@ -17,8 +17,8 @@ import pytest
 
 from streamproc.audit import AuditLog, CheckpointSigner, TrustedKeys, verify_records
 from streamproc.audit.encoding import MalformedRecord, parse_record
-from streamproc.audit.mutations import MUTATIONS, Trail
 from streamproc.audit.verify import Parsed, Report, analyse
+from streamproc.testing.tamper import MUTATIONS, Trail
 
 from .conftest import FakeClock, MemorySink, write_trail
 

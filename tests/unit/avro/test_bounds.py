@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streamproc.avro.bounds import Limits, compile_bounds
 from streamproc.errors import DecodeError, OversizeError
-from streamproc.samples.customers import zigzag
+from streamproc.testing.customers import zigzag
 
 NESTED = parse_schema(
     {

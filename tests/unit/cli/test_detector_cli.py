@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from load.access_traces import TraceConfig, generate, write_jsonl
 from streamproc.cli.main import main
+from streamproc.testing.access_traces import TraceConfig, generate, write_jsonl
 
 CFG = TraceConfig(seed=21, n_principals=16, days=9, history_days=6, incidents_per_kind=1)
 

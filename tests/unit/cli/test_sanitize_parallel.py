@@ -8,11 +8,11 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from streamproc import parallel
 from streamproc.cli.main import main
 from streamproc.keys import Keyring
+from streamproc.pipeline import batch as parallel
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import customer_records
+from streamproc.testing.customers import customer_records
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = ROOT / "schemas" / "customer_profile.avsc"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from load.access_traces import TraceConfig, generate
 from streamproc.detector.events import AccessEvent, parse_event
 from streamproc.detector.model import Detector, ForestParams
+from streamproc.testing.access_traces import TraceConfig, generate
 
 SMALL = TraceConfig(seed=11, n_principals=24, days=12, history_days=8, incidents_per_kind=2)
 

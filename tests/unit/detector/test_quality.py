@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 
-from load.access_traces import KINDS, TraceConfig, generate
 from load.eval_detector import TRAIN as TRAIN_EVAL
 from load.eval_detector import UNSEEN as UNSEEN_EVAL
 from streamproc.detector.decide import Decider
@@ -20,6 +19,7 @@ from streamproc.detector.evaluate import evaluate_rows
 from streamproc.detector.events import parse_event
 from streamproc.detector.model import Detector
 from streamproc.detector.pipeline import Scorer
+from streamproc.testing.access_traces import KINDS, TraceConfig, generate
 
 #: The training configuration of load/eval_detector.py (seed 1000, as in docs/detector.md).
 TRAIN = TRAIN_EVAL

@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from load.access_traces import KINDS, VARIANTS, TraceConfig, generate
 from streamproc.detector.events import parse_event
+from streamproc.testing.access_traces import KINDS, VARIANTS, TraceConfig, generate
 
 CFG = TraceConfig(seed=5, n_principals=20, days=9, history_days=6, incidents_per_kind=3)
 

@@ -207,6 +207,6 @@ def test_mask_fast_path_equals_the_regex(value: str, char: str) -> None:
 def test_b64url_is_urlsafe_base64(data: bytes) -> None:
     import base64
 
-    from streamproc.transforms._codec import b64url
+    from streamproc.transforms.codec import b64url
 
     assert b64url(data) == base64.urlsafe_b64encode(data)

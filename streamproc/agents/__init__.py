@@ -1,1 +1,0 @@
-"""Faust app and agents: wiring only; the logic lives in pure modules."""

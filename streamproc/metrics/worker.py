@@ -1,0 +1,70 @@
+"""Prometheus metrics of a worker. The registry is an argument (a fresh one in tests).
+
+Labels hold topology names, transform actions, dead-letter reasons, key names, partitions
+and containment actions: never a value from a record.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WorkerMetrics:
+    """Every metric a streamproc worker exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records_in = Counter(
+            "streamproc_records_in",
+            "records consumed from a source topic",
+            ["topology"],
+            registry=r,
+        )
+        self.records_out = Counter(
+            "streamproc_records_out", "sanitized records produced", ["topology"], registry=r
+        )
+        self.dead_letters = Counter(
+            "streamproc_dead_letters", "records sent to the DLQ", ["topology", "reason"], registry=r
+        )
+        self.transforms = Counter(
+            "streamproc_transforms", "field transforms applied", ["topology", "action"], registry=r
+        )
+        self.processing = Histogram(
+            "streamproc_processing_seconds",
+            "time from the source record's timestamp to its outcome being sent",
+            ["topology"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "streamproc_consumer_lag",
+            "records behind the source end",
+            ["topology", "partition"],
+            registry=r,
+        )
+        self.key_version = Gauge(
+            "streamproc_key_version",
+            "key version in use by a policy",
+            ["topology", "key"],
+            registry=r,
+        )
+        self.access_events = Counter(
+            "streamproc_access_events", "access events scored", ["topology"], registry=r
+        )
+        self.anomalies = Counter(
+            "streamproc_anomalies", "access events over the threshold", ["topology"], registry=r
+        )
+        self.containments = Counter(
+            "streamproc_containments",
+            "containment messages emitted",
+            ["topology", "action"],
+            registry=r,
+        )
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` on ``addr:port`` (0 = do not serve)."""
+        if port:
+            start_http_server(port, addr=addr, registry=self.registry)

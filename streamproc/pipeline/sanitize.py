@@ -1,0 +1,175 @@
+"""One sanitizing flow as a pure function of a message: bytes in, an outcome out.
+
+``SanitizeFlow.process`` is what the Faust agent, ``dlq replay`` and the tests call. It never
+raises for bad input: a record that cannot be decoded, sanitized or encoded becomes a
+:class:`DeadLetter` whose payload is sealed with the keyring's quarantine key, with reason
+headers that carry field paths and coordinates, never values.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.avro.codec import Decoder, Encoder, WriterSchemas
+from streamproc.config.topology import Topology
+from streamproc.errors import RecordError
+from streamproc.keys import Keyring
+from streamproc.pipeline.deadletter import DeadLetterSealer
+from streamproc.pipeline.outcome import (
+    H_KEY_VERSIONS,
+    H_POLICY_FP,
+    H_SOURCE_OFFSET,
+    H_SOURCE_PARTITION,
+    H_SOURCE_TIMESTAMP,
+    H_SOURCE_TOPIC,
+    H_WRITER_FP,
+    DeadLetter,
+    Headers,
+    Outcome,
+    Sanitized,
+)
+from streamproc.transforms.codec import b64url
+
+# The keyring key that pseudonymizes Kafka record keys.
+KEY_PSEUDONYM_KEY = "default"
+
+
+@dataclass
+class FlowStats:
+    """Counters the agent exports as metrics (labels: reasons and action names only)."""
+
+    records_in: int = 0
+    records_out: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    per_record: Counter[str] = field(default_factory=Counter)  # actions one record passes
+
+    @property
+    def transforms(self) -> Counter[str]:
+        """Transform applications so far (each sanitized record passes the same actions)."""
+        return Counter({a: n * self.records_out for a, n in self.per_record.items()})
+
+
+class SanitizeFlow:
+    """Decode -> compiled plan -> encode for one topology, compiled once at start-up."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        plan: Any,
+        keyring: Keyring,
+        *,
+        history: tuple[Any, ...] = (),
+        registry: Any | None = None,
+        sink_schema_id: int | None = None,
+    ) -> None:
+        self.topology = topology
+        self.plan = plan
+        self.keyring = keyring
+        schemas = WriterSchemas(
+            plan.source_schema, history, registry=registry, limits=topology.limits
+        )
+        self.decoder = Decoder(schemas, topology.framing)
+        self.encoder = Encoder(plan.derived_schema, topology.write_framing, sink_schema_id)
+        versions = ",".join(f"{k}={v}" for k, v in sorted(plan.key_versions.items()))
+        self._static_headers: Headers = [
+            (H_POLICY_FP, plan.fingerprint.encode()),
+            (H_KEY_VERSIONS, versions.encode()),
+        ]
+        self._writer_fp_header: dict[int, tuple[str, bytes]] = {}
+        self._source_headers: dict[tuple[str, int], Headers] = {}
+        # Which transform actions one record passes through (lineage is fixed per plan).
+        self.actions_per_record = Counter(
+            f.action for f in plan.lineage if f.action not in ("keep",)
+        )
+        self.stats = FlowStats(per_record=Counter(self.actions_per_record))
+        # Record keys may identify a person too: pseudonymize them (keyed, deterministic, so
+        # partitioning by key and per-key order survive).
+        self._key_version, self._key_secret = keyring.subkey(KEY_PSEUDONYM_KEY, "pseudonymize")
+        self._key_tag = b"k%d:" % self._key_version
+        self._sealer = DeadLetterSealer(keyring, topology.name)
+        self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
+
+    def key_pseudonym(self, key: bytes | None) -> bytes | None:
+        if key is None:
+            return None
+        mac = hmac.digest(self._key_secret, self._key_prefix + key, "sha256")
+        return self._key_tag + b64url(mac[:16])[:22]
+
+    def process(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int | None = None,
+    ) -> Outcome:
+        self.stats.records_in += 1
+        coords = self._coords(topic, partition, offset)
+        try:
+            if value is None:
+                raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
+            record, ws = self.decoder.decode(value)
+            clean = self.plan.sanitize(record)
+            out = self.encoder.encode(clean)
+        except RecordError as exc:
+            return self._dead_letter(
+                key, value, exc.reason, str(exc), coords, topic, partition, offset
+            )
+        except Exception as exc:  # a bug must not stop the stream nor leak the value
+            return self._dead_letter(
+                key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
+            )
+        self.stats.records_out += 1
+        return Sanitized(
+            self.key_pseudonym(key),
+            out,
+            self.lineage_headers(coords, ws.fingerprint, timestamp_ms),
+            ws.fingerprint,
+        )
+
+    def _coords(self, topic: str, partition: int, offset: int) -> Headers:
+        where = self._source_headers.get((topic, partition))
+        if where is None:
+            where = self._source_headers[(topic, partition)] = [
+                (H_SOURCE_TOPIC, topic.encode()),
+                (H_SOURCE_PARTITION, str(partition).encode()),
+            ]
+        return [*where, (H_SOURCE_OFFSET, str(offset).encode())]
+
+    def lineage_headers(
+        self, coords: Headers, writer_fingerprint: int, timestamp_ms: int | None
+    ) -> Headers:
+        """The headers of a sanitized record (see the ``H_*`` names)."""
+        fp_header = self._writer_fp_header.get(writer_fingerprint)
+        if fp_header is None:
+            fp_header = (H_WRITER_FP, f"{writer_fingerprint:016x}".encode())
+            self._writer_fp_header[writer_fingerprint] = fp_header
+        headers = [*coords, fp_header, *self._static_headers]
+        if timestamp_ms is not None:
+            headers.append((H_SOURCE_TIMESTAMP, str(timestamp_ms).encode()))
+        return headers
+
+    def sanitized_headers(
+        self, topic: str, partition: int, offset: int, writer_fingerprint: int, ts: int | None
+    ) -> Headers:
+        """:meth:`lineage_headers` from source coordinates (for outcomes made elsewhere)."""
+        return self.lineage_headers(self._coords(topic, partition, offset), writer_fingerprint, ts)
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        message: str,
+        coords: Headers,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> DeadLetter:
+        self.stats.dead_letters[reason] += 1
+        return self._sealer.seal(key, value, reason, message, topic, partition, offset, coords)

@@ -1,1 +1,0 @@
-"""Synthetic, realistic sample data for the demo, the tests and the benchmarks."""

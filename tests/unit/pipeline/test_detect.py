@@ -1,0 +1,111 @@
+"""The detect flow: decoding to events or sealed dead letters, the state
+cache in front of the table, and start-up errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamproc.config.topology import load_topology
+from streamproc.detector import AccessEvent, PrincipalState
+from streamproc.errors import ConfigError
+from streamproc.keys import Keyring
+from streamproc.pipeline import H_DLQ_REASON, DeadLetter, dlq_aad, open_envelope
+from streamproc.pipeline.detect import AccessDecoder, StateCache, load_detector
+from streamproc.testing.access import ACCESS_SCHEMA, CONTAINMENT_SCHEMA, AccessEncoder
+
+EVENT = {
+    "event_id": "e-1",
+    "ts": 1_700_000_000_000,
+    "principal": "analyst-7",
+    "dataset": "sales.t01",
+    "action": "READ",
+    "rows": 10,
+    "bytes": 1000,
+    "source_ip": "10.0.0.7",
+    "success": True,
+}
+
+
+def topology(tmp_path: Path, **detector: object) -> Path:
+    path = tmp_path / "access.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "access",
+                "kind": "detect",
+                "source": {"topic": "a.events", "schema": str(ACCESS_SCHEMA), "partitions": 3},
+                "sink": {"topic": "a.containment", "schema": str(CONTAINMENT_SCHEMA)},
+                "dead_letter": {"topic": "a.dlq"},
+                "detector": detector,
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def decoder(tmp_path: Path) -> tuple[AccessDecoder, Keyring]:
+    keyring = Keyring.generate()
+    topo = load_topology(topology(tmp_path, model="model.skops"))
+    return AccessDecoder(topo, keyring), keyring
+
+
+def test_decodes_an_event_keyed_by_its_principal(decoder: tuple[AccessDecoder, Keyring]) -> None:
+    dec, _ = decoder
+    enc = AccessEncoder()
+    got = dec.decode(b"analyst-7", enc.encode(EVENT), "a.events", 1, 5)
+    assert isinstance(got, AccessEvent)
+    assert (got.principal, got.action, got.rows) == ("analyst-7", "READ", 10)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"someone-else", "event", "key_not_principal"),
+        (None, "event", "key_not_principal"),
+        (b"analyst-7", None, "null_value"),
+        (b"analyst-7", b"\xc3\x01" + bytes(8) + b"body", "unknown_schema"),
+    ],
+)
+def test_bad_events_become_sealed_dead_letters(
+    decoder: tuple[AccessDecoder, Keyring], key: bytes | None, value: object, reason: str
+) -> None:
+    dec, keyring = decoder
+    payload = AccessEncoder().encode(EVENT) if value == "event" else value
+    assert payload is None or isinstance(payload, bytes)
+    got = dec.decode(key, payload, "a.events", 2, 9)
+    assert isinstance(got, DeadLetter)
+    assert got.reason == reason
+    assert dict(got.headers)[H_DLQ_REASON] == reason.encode()
+    assert b"10.0.0.7" not in got.value and b"analyst-7" not in b"".join(v for _, v in got.headers)
+    assert open_envelope(keyring.open(got.value, dlq_aad("a.events", 2, 9))) == (key, payload)
+
+
+def test_state_cache_reads_own_bytes_and_restored_dicts() -> None:
+    store: dict[str, object] = {}
+    cache = StateCache(store)
+    assert cache.get("p") == (None, (-1, -1))
+    st = PrincipalState()
+    raw = cache.put("p", st, (1, 41))
+    store["p"] = raw
+    got, src = cache.get("p")
+    assert got is st and src == (1, 41)  # cached, not parsed again
+    store["p"] = json.loads(raw)  # what changelog recovery puts back
+    got, src = cache.get("p")
+    assert got is not st and got is not None and src == (1, 41)
+    assert got.to_dict() == st.to_dict()
+    store["p"] = {"state": {"v": 999}, "src": [0, 1]}  # another state version
+    assert cache.get("p") == (None, (-1, -1))
+
+
+def test_missing_model_fails_at_start_with_a_way_out(tmp_path: Path) -> None:
+    topo = load_topology(topology(tmp_path, model="missing.skops"))
+    with pytest.raises(ConfigError, match="streamproc detector train"):
+        load_detector(topo)
+    topo = load_topology(topology(tmp_path, model="missing.skops", cooldown=3))
+    with pytest.raises(ConfigError, match=r"detector\.cooldown"):
+        load_detector(topo)
