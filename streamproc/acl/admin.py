@@ -6,8 +6,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
 from streamproc.acl.bindings import Binding, Permission
 from streamproc.acl.plan import AclPlan
+from streamproc.audit import AuditKind
 from streamproc.errors import AclError
 
 if TYPE_CHECKING:
@@ -18,14 +29,10 @@ DEFAULT_TIMEOUT = 30.0
 
 def admin_client(config: dict[str, Any]) -> Any:
     """An ``AdminClient`` for a librdkafka config (e.g. ``Settings().kafka_config()``)."""
-    from confluent_kafka.admin import AdminClient
-
     return AdminClient(config)
 
 
 def _result(future: Any, what: str, timeout: float) -> Any:
-    from confluent_kafka import KafkaException
-
     try:
         return future.result(timeout=timeout)
     except KafkaException as exc:
@@ -46,14 +53,6 @@ def describe(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> set[Binding]:
     """Bindings on the broker, optionally only one principal's / one permission's."""
-    from confluent_kafka.admin import (
-        AclBindingFilter,
-        AclOperation,
-        AclPermissionType,
-        ResourcePatternType,
-        ResourceType,
-    )
-
     # None matches any name / principal / host (the stubs say str).
     anything: Any = None
     flt = AclBindingFilter(
@@ -147,8 +146,6 @@ def _record(
 ) -> None:
     if audit is None:
         return
-    from streamproc.audit import AuditKind
-
     for b in bindings:
         extra = {"by": by} if by else {}
         audit.append(

@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
+
 ResourceKind = Literal["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID"]
 PatternKind = Literal["LITERAL", "PREFIXED"]
 Permission = Literal["ALLOW", "DENY"]
@@ -38,24 +47,13 @@ class Binding:
 
     def to_kafka(self) -> Any:
         """The confluent-kafka ``AclBinding``."""
-        from confluent_kafka.admin import AclBinding
-
         return self._build(AclBinding)
 
     def to_filter(self) -> Any:
         """An ``AclBindingFilter`` matching exactly this binding (for ``delete_acls``)."""
-        from confluent_kafka.admin import AclBindingFilter
-
         return self._build(AclBindingFilter)
 
     def _build(self, cls: Any) -> Any:
-        from confluent_kafka.admin import (
-            AclOperation,
-            AclPermissionType,
-            ResourcePatternType,
-            ResourceType,
-        )
-
         return cls(
             ResourceType[self.resource_type],
             self.name,

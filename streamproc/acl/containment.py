@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from streamproc.acl import admin as acl_admin
 from streamproc.acl.bindings import Binding, kafka_principal
 from streamproc.acl.plan import TopicRoles
+from streamproc.audit import AuditKind
 from streamproc.errors import AclError
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ def enforce(
     acl_admin.create(admin, todo, timeout=timeout)
     topic_list = tuple(sorted({b.name for b in wanted}))
     if audit is not None:
-        from streamproc.audit import AuditKind
-
         acl_admin._record(audit, "create", todo, by, "containment")
         fields: dict[str, Any] = {"enforced": True, "topics": list(topic_list)}
         for key, value in (
@@ -125,8 +124,6 @@ def release(
     }
     acl_admin.delete(admin, todo, timeout=timeout)
     if audit is not None:
-        from streamproc.audit import AuditKind
-
         acl_admin._record(audit, "delete", todo, by, "release")
         fields: dict[str, Any] = {}
         if why is not None:

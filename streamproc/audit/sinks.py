@@ -14,6 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from streamproc.errors import AuditError
 
 FsyncPolicy = Literal["always", "checkpoint", "never"]
@@ -127,16 +137,13 @@ AUDIT_TOPIC_CONFIG = {
 
 def create_audit_topic(client_config: dict[str, Any], topic: str, *, replication: int = 1) -> bool:
     """Create the single-partition audit topic if absent; True if it was created."""
-    from confluent_kafka import KafkaError as CKError
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(client_config)
     fut = admin.create_topics([NewTopic(topic, 1, replication, config=AUDIT_TOPIC_CONFIG)])[topic]
     try:
         fut.result(timeout=30)
     except KafkaException as exc:
-        if exc.args and exc.args[0].code() == CKError.TOPIC_ALREADY_EXISTS:
+        if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
             return False
         raise AuditError(f"cannot create audit topic {topic}: {exc.args[0].str()}") from None
     return True
@@ -152,8 +159,6 @@ class KafkaSink:
     def __init__(
         self, topic: str, client_config: dict[str, Any], *, flush_timeout: float = 30.0
     ) -> None:
-        from confluent_kafka import Producer
-
         self.topic = topic
         self.name = f"topic {topic}"
         self._client_config = dict(client_config)
@@ -213,8 +218,6 @@ class KafkaSink:
 
 
 def _check_single_partition(client_config: dict[str, Any], topic: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
     md = AdminClient(client_config).list_topics(topic, timeout=30)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
@@ -233,8 +236,6 @@ def read_topic(
     timeout: float = 30.0,
 ) -> Iterator[tuple[int, bytes]]:
     """``(offset, value)`` of partition 0 from the start (or the ``last`` N) to the current end."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
     _check_single_partition(client_config, topic)
     consumer = Consumer(
         {

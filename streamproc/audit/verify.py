@@ -246,18 +246,27 @@ def _entries(
     """
     if not items:
         return [], set()
-    # Fast path: an intact chain links every entry to its file predecessor.
-    intact = items[0].e.prev == GENESIS and items[0].e.seq == 0
-    if intact:
-        for i in range(1, len(items)):
-            a, b = items[i - 1].e, items[i].e
-            if b.prev != a.hash or b.seq != a.seq + 1:
-                intact = False
-                break
-    if intact:
+    if _intact(items):  # fast path: every entry links to its file predecessor
         return items, set()
+    chain = _ChainAnalysis(_drop_copies(items, unit, out), unit, out, signed)
+    chain.altered_prevs()
+    chain.unreferenced()
+    chain.dangling_links()
+    return chain.report()
 
-    # Exact copies: keep the copy that sits where the chain says it belongs.
+
+def _intact(items: list[_Item]) -> bool:
+    if items[0].e.prev != GENESIS or items[0].e.seq != 0:
+        return False
+    for i in range(1, len(items)):
+        a, b = items[i - 1].e, items[i].e
+        if b.prev != a.hash or b.seq != a.seq + 1:
+            return False
+    return True
+
+
+def _drop_copies(items: list[_Item], unit: str, out: list[Finding]) -> list[_Item]:
+    """Exact copies: keep the copy that sits where the chain says it belongs."""
     groups: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault(it.e.hash, []).append(i)
@@ -278,78 +287,101 @@ def _entries(
                         positions=(items[i].pos, items[keep].pos),
                     )
                 )
-    L = [it for i, it in enumerate(items) if i not in drop]
-    n = len(L)
-    present = {it.e.hash for it in L}
-    referenced = {it.e.prev for it in L}
-    unreferenced = [i for i in range(n) if L[i].e.hash not in referenced]
-    tip = _tip(L, unreferenced, signed)
-    dangling = [it.e.prev not in present and it.e.prev != GENESIS for it in L]
-    unref = [False] * n
-    for i in unreferenced:
-        unref[i] = i != tip
+    return [it for i, it in enumerate(items) if i not in drop]
 
-    modified: dict[int, tuple[str, int | None]] = {}  # index -> (why, seq of its slot)
-    inserted: set[int] = set()
-    explained: set[int] = set()  # dangling prev or missing reference accounted for
 
-    # An entry whose own prev was altered: dangling in, unreferenced, successor dangling.
-    for i in range(n):
-        if (
-            dangling[i]
-            and unref[i]
-            and i + 1 < n
-            and dangling[i + 1]
-            and not L[i].after_malformed
-            and L[i + 1].e.seq == L[i].e.seq + 1
-        ):
-            modified[i] = ("its prev link was altered", L[i].e.seq)
-            explained.update({i, i + 1})
-            if i > 0:
-                explained.add(i - 1)
-    # Unreferenced entries whose successor does not miss its predecessor are not chain members.
-    for i in range(n):
-        if not unref[i] or i in modified or i in explained:
-            continue
-        if i + 1 < n and L[i + 1].after_malformed:
-            explained.add(i)  # its successor is the unreadable record
-        elif i + 1 >= n or not dangling[i + 1]:
-            inserted.add(i)
-            explained.add(i)
-    for i in range(n):
-        if not dangling[i] or i in explained or L[i].after_malformed:
-            continue
-        b = L[i].e
-        a_idx = i - 1
-        while a_idx >= 0 and a_idx in inserted:
-            a_idx -= 1
-        if a_idx < 0:
-            out.append(
-                Finding(
-                    FindingKind.DELETED,
-                    f"entries seq 0..{b.seq - 1} before {unit} {L[i].pos} are missing from the "
-                    "start of the trail (deleted, or removed by topic retention)",
-                    seqs=_span(0, b.seq - 1),
-                    positions=(L[i].pos,),
+class _ChainAnalysis:
+    """The evidence of a broken chain, explained step by step (each step marks what it
+    explains so that a later one does not report it again)."""
+
+    def __init__(
+        self, L: list[_Item], unit: str, out: list[Finding], signed: dict[int, str]
+    ) -> None:
+        self.L, self.unit, self.out, self.signed = L, unit, out, signed
+        n = self.n = len(L)
+        present = {it.e.hash for it in L}
+        referenced = {it.e.prev for it in L}
+        unreferenced = [i for i in range(n) if L[i].e.hash not in referenced]
+        self.tip = _tip(L, unreferenced, signed)
+        self.dangling = [it.e.prev not in present and it.e.prev != GENESIS for it in L]
+        self.unref = [False] * n
+        for i in unreferenced:
+            self.unref[i] = i != self.tip
+        self.modified: dict[int, tuple[str, int | None]] = {}  # index -> (why, seq of slot)
+        self.inserted: set[int] = set()
+        self.explained: set[int] = set()  # dangling prev or missing reference accounted for
+
+    def altered_prevs(self) -> None:
+        """An entry whose own prev was altered: dangling in, unreferenced, successor dangling."""
+        L, dangling = self.L, self.dangling
+        for i in range(self.n):
+            if (
+                dangling[i]
+                and self.unref[i]
+                and i + 1 < self.n
+                and dangling[i + 1]
+                and not L[i].after_malformed
+                and L[i + 1].e.seq == L[i].e.seq + 1
+            ):
+                self.modified[i] = ("its prev link was altered", L[i].e.seq)
+                self.explained.update({i, i + 1})
+                if i > 0:
+                    self.explained.add(i - 1)
+
+    def unreferenced(self) -> None:
+        """Unreferenced entries whose successor does not miss its predecessor are not chain
+        members (inserted)."""
+        for i in range(self.n):
+            if not self.unref[i] or i in self.modified or i in self.explained:
+                continue
+            if i + 1 < self.n and self.L[i + 1].after_malformed:
+                self.explained.add(i)  # its successor is the unreadable record
+            elif i + 1 >= self.n or not self.dangling[i + 1]:
+                self.inserted.add(i)
+                self.explained.add(i)
+
+    def dangling_links(self) -> None:
+        """Every remaining dangling link: a deletion, a modified predecessor or a break."""
+        for i in range(self.n):
+            if not self.dangling[i] or i in self.explained or self.L[i].after_malformed:
+                continue
+            a_idx = i - 1
+            while a_idx >= 0 and a_idx in self.inserted:
+                a_idx -= 1
+            if a_idx < 0:
+                b = self.L[i].e
+                self.out.append(
+                    Finding(
+                        FindingKind.DELETED,
+                        f"entries seq 0..{b.seq - 1} before {self.unit} {self.L[i].pos} are "
+                        "missing from the start of the trail (deleted, or removed by topic "
+                        "retention)",
+                        seqs=_span(0, b.seq - 1),
+                        positions=(self.L[i].pos,),
+                    )
                 )
-            )
-            continue
-        a = L[a_idx].e
+            else:
+                self._dangling_after(a_idx, i)
+
+    def _dangling_after(self, a_idx: int, i: int) -> None:
+        L, unit = self.L, self.unit
+        a, b = L[a_idx].e, L[i].e
         slot = _slot(L, a_idx)
-        if a.seq + 1 == b.seq and signed.get(b.seq, b.hash) != b.hash:
+        if a.seq + 1 == b.seq and self.signed.get(b.seq, b.hash) != b.hash:
             # b is the slot a checkpoint signed, with another hash: b's own prev was altered.
-            modified[i] = ("its prev link was altered", b.seq)
-            explained.add(a_idx)
+            self.modified[i] = ("its prev link was altered", b.seq)
+            self.explained.add(a_idx)
         elif a.seq + 1 == b.seq:
-            modified[a_idx] = (f"its content changed: entry seq {b.seq} names another hash", a.seq)
-            explained.add(a_idx)
+            why = f"its content changed: entry seq {b.seq} names another hash"
+            self.modified[a_idx] = (why, a.seq)
+            self.explained.add(a_idx)
         elif slot is not None and slot + 1 == b.seq:
-            modified[a_idx] = (f"its sequence number changed (belongs at seq {slot})", slot)
-            explained.add(a_idx)
+            self.modified[a_idx] = (f"its sequence number changed (belongs at seq {slot})", slot)
+            self.explained.add(a_idx)
         elif a.seq + 1 < b.seq:
             lo, hi = a.seq + 1, b.seq - 1
             span = f"seq {lo}" if lo == hi else f"seqs {lo}..{hi}"
-            out.append(
+            self.out.append(
                 Finding(
                     FindingKind.DELETED,
                     f"entr{'y' if lo == hi else 'ies'} {span} missing between {unit} "
@@ -358,9 +390,9 @@ def _entries(
                     positions=(L[a_idx].pos, L[i].pos),
                 )
             )
-            explained.add(a_idx)
+            self.explained.add(a_idx)
         else:
-            out.append(
+            self.out.append(
                 Finding(
                     FindingKind.MODIFIED,
                     f"chain broken at {unit} {L[i].pos}: entry seq {b.seq} names a predecessor "
@@ -369,44 +401,48 @@ def _entries(
                     positions=(L[i].pos,),
                 )
             )
-    if tip >= 0 and tip not in modified:
-        slot = _slot(L, tip)
-        if slot is not None and slot != L[tip].e.seq:
-            modified[tip] = (f"its sequence number changed (belongs at seq {slot})", slot)
-    for i, (why, slot) in sorted(modified.items()):
-        seqs = (L[i].e.seq,) if slot in (None, L[i].e.seq) else (L[i].e.seq, slot)
-        out.append(
-            Finding(
-                FindingKind.MODIFIED,
-                f"entry at {unit} {L[i].pos} (claims seq {L[i].e.seq}) was modified: {why}",
-                seqs=seqs,
-                positions=(L[i].pos,),
+
+    def report(self) -> tuple[list[_Item], set[str]]:
+        """Findings for modified, inserted and reordered entries; the chain members."""
+        L, unit, tip = self.L, self.unit, self.tip
+        if tip >= 0 and tip not in self.modified:
+            slot = _slot(L, tip)
+            if slot is not None and slot != L[tip].e.seq:
+                self.modified[tip] = (f"its sequence number changed (belongs at seq {slot})", slot)
+        for i, (why, slot) in sorted(self.modified.items()):
+            seqs = (L[i].e.seq,) if slot in (None, L[i].e.seq) else (L[i].e.seq, slot)
+            self.out.append(
+                Finding(
+                    FindingKind.MODIFIED,
+                    f"entry at {unit} {L[i].pos} (claims seq {L[i].e.seq}) was modified: {why}",
+                    seqs=seqs,
+                    positions=(L[i].pos,),
+                )
             )
-        )
-    for i in sorted(inserted):
-        out.append(
-            Finding(
-                FindingKind.INSERTED,
-                f"entry at {unit} {L[i].pos} (claims seq {L[i].e.seq}) is not part of the chain: "
-                "no entry names it as predecessor",
-                seqs=(L[i].e.seq,),
-                positions=(L[i].pos,),
+        for i in sorted(self.inserted):
+            self.out.append(
+                Finding(
+                    FindingKind.INSERTED,
+                    f"entry at {unit} {L[i].pos} (claims seq {L[i].e.seq}) is not part of the "
+                    "chain: no entry names it as predecessor",
+                    seqs=(L[i].e.seq,),
+                    positions=(L[i].pos,),
+                )
             )
-        )
-    chain = [it for i, it in enumerate(L) if i not in inserted]
-    # Order: sequence numbers of unmodified entries must increase along the trail.
-    mod_hashes = {L[i].e.hash for i in modified}
-    order = [it for it in chain if it.e.hash not in mod_hashes]
-    for it in _out_of_order(order):
-        out.append(
-            Finding(
-                FindingKind.REORDERED,
-                f"entry seq {it.e.seq} at {unit} {it.pos} is out of order",
-                seqs=(it.e.seq,),
-                positions=(it.pos,),
+        chain = [it for i, it in enumerate(L) if i not in self.inserted]
+        # Order: sequence numbers of unmodified entries must increase along the trail.
+        mod_hashes = {L[i].e.hash for i in self.modified}
+        order = [it for it in chain if it.e.hash not in mod_hashes]
+        for it in _out_of_order(order):
+            self.out.append(
+                Finding(
+                    FindingKind.REORDERED,
+                    f"entry seq {it.e.seq} at {unit} {it.pos} is out of order",
+                    seqs=(it.e.seq,),
+                    positions=(it.pos,),
+                )
             )
-        )
-    return chain, mod_hashes
+        return chain, mod_hashes
 
 
 def _tip(L: list[_Item], unreferenced: list[int], signed: dict[int, str]) -> int:

@@ -7,27 +7,41 @@ Each group module defines ``register(subparsers)`` which adds its sub-command(s)
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
+from streamproc.cli import (
+    acl,
+    audit,
+    containment,
+    demo,
+    detector,
+    dlq,
+    kafka,
+    keys,
+    reveal,
+    sanitize,
+    schema,
+    worker,
+)
 from streamproc.errors import StreamprocError
 
-# Command-group modules under streamproc.cli, in the order they appear in --help.
-GROUPS: tuple[str, ...] = (
-    "kafka",
-    "keys",
-    "schema",
-    "sanitize",
-    "reveal",
-    "worker",
-    "dlq",
-    "detector",
-    "audit",
-    "acl",
-    "containment",
-    "demo",
+# Command groups, in the order they appear in --help.
+GROUPS: tuple[ModuleType, ...] = (
+    kafka,
+    keys,
+    schema,
+    sanitize,
+    reveal,
+    worker,
+    dlq,
+    detector,
+    audit,
+    acl,
+    containment,
+    demo,
 )
 
 log = logging.getLogger("streamproc")
@@ -39,14 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in GROUPS:
-        try:
-            module = importlib.import_module(f"streamproc.cli.{name}")
-        except ModuleNotFoundError as exc:
-            # A group still being built is simply absent; any other missing module is a bug.
-            if exc.name == f"streamproc.cli.{name}":
-                continue
-            raise
+    for module in GROUPS:
         module.register(sub)
     return parser
 

@@ -25,6 +25,7 @@ from streamproc.avro.schema import same_decoding
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
 from streamproc.errors import DecodeError, SchemaError, TransformError
 from streamproc.keys import load_keyring
+from streamproc.pipeline.batch import sanitize_chunks
 from streamproc.policy import Plan, compile_plan, describe_plan
 
 log = logging.getLogger("streamproc.sanitize")
@@ -135,8 +136,6 @@ def sanitize_file_parallel(
     progress: bool = False,
 ) -> int:
     """:func:`sanitize_file` with chunks of container blocks sanitized in ``workers`` processes."""
-    from streamproc.pipeline.batch import sanitize_chunks
-
     tmp = dst.with_name(f".{dst.name}.partial")
     try:
         with tmp.open("wb") as fout:

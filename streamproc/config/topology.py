@@ -15,6 +15,7 @@ Validation happens once at load; every error names the file and the key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,7 @@ class _Reader:
         raw = self.get(key, str, default)
         if raw is None:
             return None
-        p = (self.path.parent / raw).resolve()
+        p = lexical_path(self.path.parent / raw)
         if must_exist and not p.is_file():
             raise self._err(key, f"file {raw!r} not found (relative to the topology file)")
         return p
@@ -158,23 +159,23 @@ def read_yaml_mapping(p: Path, what: str, error: type[StreamprocError]) -> dict[
     return data
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Parse and validate one topology file."""
-    p = Path(path).resolve()
-    r = _Reader(p, read_yaml_mapping(p, "topology", TopologyError))
-    name = r.get("name", str)
-    kind = r.choice("kind", ("sanitize", "detect"), "sanitize")
+def lexical_path(path: str | Path) -> Path:
+    """An absolute path with ``..`` folded lexically, without following symlinks, so that
+    files named relative to a linked topology folder (the checkout's ``topologies/``) are
+    found beside the link, as a user reading the file expects."""
+    return Path(os.path.normpath(os.path.abspath(path)))
 
+
+def _source(r: _Reader) -> SourceSpec:
     src = r.sub("source")
     assert src is not None
-    history = src.get("history", list, [])
     hist_paths = []
-    for i, item in enumerate(history):
+    for i, item in enumerate(src.get("history", list, [])):
         if not isinstance(item, str):
-            raise TopologyError(f"{p}: key 'source.history[{i}]': must be a path")
-        hp = (p.parent / item).resolve()
+            raise TopologyError(f"{r.path}: key 'source.history[{i}]': must be a path")
+        hp = lexical_path(r.path.parent / item)
         if not hp.is_file():
-            raise TopologyError(f"{p}: key 'source.history[{i}]': file {item!r} not found")
+            raise TopologyError(f"{r.path}: key 'source.history[{i}]': file {item!r} not found")
         hist_paths.append(hp)
     source = SourceSpec(
         topic=src.get("topic", str),
@@ -183,7 +184,10 @@ def load_topology(path: str | Path) -> Topology:
         partitions=src.positive("partitions", None),
     )
     src.check_unknown()
+    return source
 
+
+def _sink(r: _Reader, kind: str) -> SinkSpec:
     snk = r.sub("sink")
     assert snk is not None
     sink = SinkSpec(
@@ -194,60 +198,84 @@ def load_topology(path: str | Path) -> Topology:
     snk.check_unknown()
     if sink.partitions is not None:
         raise TopologyError(
-            f"{p}: key 'sink.partitions': not configurable: outputs keep their source "
+            f"{r.path}: key 'sink.partitions': not configurable: outputs keep their source "
             "partition (per-key order), so the sink and dead-letter topics are declared with "
             "the source's partition count (set 'source.partitions')"
         )
     if kind == "sanitize" and sink.schema is not None:
         raise TopologyError(
-            f"{p}: key 'sink.schema': a sanitize topology's output schema is derived from the "
-            "source schema's policy (see `streamproc schema derive`); remove the key"
+            f"{r.path}: key 'sink.schema': a sanitize topology's output schema is derived from "
+            "the source schema's policy (see `streamproc schema derive`); remove the key"
         )
+    return sink
 
+
+def _tags(r: _Reader) -> dict[str, dict[str, Any]]:
+    """The same {tag: annotation} form as ``--tags FILE`` (an action name is short for
+    {action: NAME}); the actions themselves are checked when the policy compiles."""
+    tags: dict[str, dict[str, Any]] = {}
+    for tag, ann in r.get("tags", dict, {}).items():
+        try:
+            tags[str(tag)] = normalize_annotation(ann, f"{r.path}: key 'tags.{tag}'")
+        except PolicyError as exc:
+            raise TopologyError(str(exc)) from None
+    return tags
+
+
+def _limits(r: _Reader) -> Limits:
+    lim = r.sub("limits", None)
+    limits = Limits()
+    if lim is None:
+        return limits
+    limits = Limits(
+        max_record_bytes=lim.positive("max_record_bytes", limits.max_record_bytes),
+        max_string_bytes=lim.positive("max_string_bytes", limits.max_string_bytes),
+        max_items=lim.positive("max_items", limits.max_items),
+    )
+    lim.check_unknown()
+    return limits
+
+
+def _lineage(r: _Reader) -> tuple[str | None, Path | None]:
+    """(lineage topic, lineage file); the topic defaults to ``streamproc.lineage``."""
+    lineage = r.sub("lineage", None)
+    if lineage is None:
+        return "streamproc.lineage", None
+    topic = lineage.get("topic", str, None)
+    file = lineage.file("file", None, must_exist=False)
+    lineage.check_unknown()
+    return topic, file
+
+
+def _registry_url(r: _Reader) -> str | None:
+    registry = r.sub("registry", None)
+    if registry is None:
+        return None
+    url = registry.get("url", str)
+    registry.check_unknown()
+    return str(url)
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Parse and validate one topology file."""
+    p = lexical_path(path)
+    r = _Reader(p, read_yaml_mapping(p, "topology", TopologyError))
+    name = r.get("name", str)
+    kind = r.choice("kind", ("sanitize", "detect"), "sanitize")
+    source = _source(r)
+    sink = _sink(r, kind)
     dlq = r.sub("dead_letter")
     assert dlq is not None
     dead_letter = dlq.get("topic", str)
     dlq.check_unknown()
-
     framing = r.choice("framing", _FRAMINGS, "auto")
-    registry = r.sub("registry", None)
-    registry_url = None
-    if registry is not None:
-        registry_url = registry.get("url", str)
-        registry.check_unknown()
+    registry_url = _registry_url(r)
     default_write = "confluent" if framing == "confluent" else "single-object"
     write_framing = r.choice("write_framing", ("confluent", "single-object"), default_write)
-
-    # The same {tag: annotation} form as ``--tags FILE`` (an action name is short for
-    # {action: NAME}); the actions themselves are checked when the policy compiles.
-    tags: dict[str, dict[str, Any]] = {}
-    for tag, ann in r.get("tags", dict, {}).items():
-        try:
-            tags[str(tag)] = normalize_annotation(ann, f"{p}: key 'tags.{tag}'")
-        except PolicyError as exc:
-            raise TopologyError(str(exc)) from None
-
-    lim = r.sub("limits", None)
-    limits = Limits()
-    if lim is not None:
-        limits = Limits(
-            max_record_bytes=lim.positive("max_record_bytes", limits.max_record_bytes),
-            max_string_bytes=lim.positive("max_string_bytes", limits.max_string_bytes),
-            max_items=lim.positive("max_items", limits.max_items),
-        )
-        lim.check_unknown()
-
-    lineage = r.sub("lineage", None)
-    lineage_topic: str | None = "streamproc.lineage"
-    lineage_file = None
-    if lineage is not None:
-        lineage_topic = lineage.get("topic", str, None)
-        lineage_file = lineage.file("file", None, must_exist=False)
-        lineage.check_unknown()
-
+    lineage_topic, lineage_file = _lineage(r)
     detector = r.get("detector", dict, {})
     if kind == "detect" and "model" in detector:
-        detector = {**detector, "model": str((p.parent / detector["model"]).resolve())}
+        detector = {**detector, "model": str(lexical_path(p.parent / detector["model"]))}
 
     topo = Topology(
         path=p,
@@ -260,12 +288,12 @@ def load_topology(path: str | Path) -> Topology:
         write_framing=write_framing,
         strict=r.get("strict", bool, False),
         processing_guarantee=_guarantee(r),
-        tags=tags,
+        tags=_tags(r),
         registry_url=registry_url,
         lineage_topic=lineage_topic,
         lineage_file=lineage_file,
         audit_topic=r.get("audit_topic", str, "streamproc.audit"),
-        limits=limits,
+        limits=_limits(r),
         detector=detector,
     )
     r.check_unknown()

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from streamproc.errors import LocalKafkaError
 
 KAFKA_VERSION = "3.9.2"
@@ -230,8 +232,6 @@ class LocalKafka:
 
     def ready(self, timeout: float = 2.0) -> bool:
         """True when the broker answers a metadata request on its plaintext/internal port."""
-        from confluent_kafka.admin import AdminClient
-
         admin = AdminClient({"bootstrap.servers": self.spec.bootstrap, "log_level": 0})
         try:
             md = admin.list_topics(timeout=timeout)

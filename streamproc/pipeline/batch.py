@@ -30,8 +30,10 @@ import fastavro
 import fastavro.write
 from fastavro.read import SchemaResolutionError
 
+from streamproc.avro.schema import same_decoding
 from streamproc.errors import DecodeError, SchemaError, TransformError
-from streamproc.policy import Plan
+from streamproc.keys import load_keyring
+from streamproc.policy import Plan, compile_plan
 
 CHUNK_RECORDS = 4096  # records per task (whole blocks): IPC cost amortised, memory flat
 SYNC_SIZE = 16
@@ -138,9 +140,6 @@ def chunks(fin: IO[bytes], src: Path, container: Container) -> Iterator[Chunk]:
 
 def _init(plan: Plan | tuple[str, str | None, bool, Mapping[str, Any] | None], job: _Job) -> None:
     if not isinstance(plan, Plan):  # spawned: compile our own copy from the paths
-        from streamproc.keys import load_keyring
-        from streamproc.policy import compile_plan
-
         schema, keyring, strict, tag_actions = plan
         plan = compile_plan(
             Path(schema),
@@ -208,8 +207,6 @@ def sanitize_chunks(
     chunks complete. Raises :class:`DecodeError`, :class:`TransformError` or
     :class:`SchemaError` naming the record index (never a value).
     """
-    from streamproc.avro.schema import same_decoding
-
     try:
         fin = src.open("rb")
     except OSError as exc:

@@ -7,6 +7,7 @@ detector modules.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,6 @@ def faust_broker_credentials(settings: Settings) -> Any:
         return None
     ssl_context = None
     if proto.endswith("SSL"):
-        import ssl
-
         ssl_context = ssl.create_default_context(
             cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
         )

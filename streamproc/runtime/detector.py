@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from streamproc.acl import Enforcer, load_principals
 from streamproc.audit import AuditKind, AuditLog
 from streamproc.config.settings import Settings
-from streamproc.config.topology import Topology, load_topology
+from streamproc.config.topology import Topology, lexical_path, load_topology
 from streamproc.detector import Containment
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.metrics import WorkerMetrics
@@ -63,7 +63,7 @@ def make_enforcer(topology: Topology, settings: Settings, audit: AuditLog | None
     topologies = [topology]
     principals_file = topology.path.parent / "principals.yaml"
     for path in sorted(topology.path.parent.glob("*.yaml")):
-        if path.resolve() in (topology.path, principals_file.resolve()):
+        if lexical_path(path) in (topology.path, lexical_path(principals_file)):
             continue
         try:
             topologies.append(load_topology(path))

@@ -21,6 +21,7 @@ worker exits before committing, so the batch is consumed again after a restart.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import socket
@@ -211,8 +212,6 @@ def _serve(sock: socket.socket, topology_path: str, settings_json: str) -> None:
         return
     # Everything built so far (plan, schemas, keyring) lives as long as the process: move it
     # out of the collector's reach so full collections stay short (tail latency).
-    import gc
-
     gc.collect()
     gc.freeze()
     _send(sock, b"R")

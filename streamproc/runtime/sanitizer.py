@@ -24,12 +24,46 @@ from streamproc.runtime.batching import (
     add_lag_gauge,
     stop_on_failure,
 )
-from streamproc.runtime.offload import FlowProcess
+from streamproc.runtime.offload import FlowProcess, Item
 
 log = logging.getLogger("streamproc.runtime.sanitizer")
 
 BATCH = 1000
 WITHIN = 0.005
+
+
+class _Counters:
+    """The agent's metric children for one topology, resolved once (labels are names)."""
+
+    def __init__(self, metrics: WorkerMetrics, flow: SanitizeFlow) -> None:
+        name = flow.topology.name
+        self.records_in = metrics.records_in.labels(name)
+        self.records_out = metrics.records_out.labels(name)
+        self.latency = metrics.processing.labels(name)
+        self.per_record = dict(flow.actions_per_record)
+        self.transforms = {a: metrics.transforms.labels(name, a) for a in self.per_record}
+        for key, version in flow.plan.key_versions.items():
+            metrics.key_version.labels(name, key).set(version)
+
+    def batch_done(self, n_in: int, n_out: int, timestamps: list[float]) -> None:
+        now = time.time()
+        for ts in timestamps:
+            self.latency.observe(max(0.0, now - ts))
+        self.records_in.inc(n_in)
+        self.records_out.inc(n_out)
+        for action, n in self.per_record.items():
+            self.transforms[action].inc(n * n_out)
+
+
+def _items(events: Any) -> list[Item]:
+    """(value, key, topic, partition, offset, timestamp ms) of each event of a batch."""
+    items = []
+    for event in events:
+        msg = event.message
+        ts = msg.timestamp
+        ts_ms = int(ts * 1000) if ts else None
+        items.append((msg.value, msg.key, msg.topic, msg.partition, msg.offset, ts_ms))
+    return items
 
 
 def add_sanitizer(
@@ -48,16 +82,8 @@ def add_sanitizer(
     )
     out = BatchOutput(app, topo.source.topic, [topo.sink.topic, topo.dead_letter], partitions)
     sink_topic, dlq_topic = topo.sink.topic, topo.dead_letter
-
-    name = topo.name
-    m_in = metrics.records_in.labels(name)
-    m_out = metrics.records_out.labels(name)
-    m_latency = metrics.processing.labels(name)
-    dead = DeadLetterReporter(name, dlq_topic, metrics, audit)
-    transforms = {a: metrics.transforms.labels(name, a) for a in flow.actions_per_record}
-    per_record = dict(flow.actions_per_record)
-    for key, version in flow.plan.key_versions.items():
-        metrics.key_version.labels(name, key).set(version)
+    counters = _Counters(metrics, flow)
+    dead = DeadLetterReporter(topo.name, dlq_topic, metrics, audit)
     last_offset: dict[int, int] = {}
     process = flow.process
 
@@ -69,22 +95,7 @@ def add_sanitizer(
                 stop_on_failure(log, "sanitize", exc)
 
     async def handle(events: Any) -> None:
-        n_out = 0
-        latencies = []
-        items = []
-        for event in events:
-            msg = event.message
-            ts = msg.timestamp
-            items.append(
-                (
-                    msg.value,
-                    msg.key,
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    int(ts * 1000) if ts else None,
-                )
-            )
+        items = _items(events)
         if offload is not None:
             results = await offload.run(items)
         else:
@@ -92,32 +103,24 @@ def add_sanitizer(
                 process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts_ms)
                 for v, k, t, p, o, ts_ms in items
             ]
+        n_out = 0
+        stamps = []
         for event, item, result in zip(events, items, results, strict=True):
             msg = event.message
-            ts = msg.timestamp
-            ts_ms = item[5]
             if isinstance(result, Sanitized):
                 await out.add(
-                    sink_topic, msg.partition, result.key, result.value, result.headers, ts_ms
+                    sink_topic, msg.partition, result.key, result.value, result.headers, item[5]
                 )
                 n_out += 1
             else:
                 await out.add(dlq_topic, msg.partition, None, result.value, result.headers)
                 dead.report(result.reason, msg.topic, msg.partition, msg.offset)
-            if ts:
-                latencies.append(ts)
+            if msg.timestamp:
+                stamps.append(msg.timestamp)
             last_offset[msg.partition] = msg.offset
         await out.flush()
-        now = time.time()
-        for ts in latencies:
-            m_latency.observe(max(0.0, now - ts))
-        m_in.inc(len(events))
-        m_out.inc(n_out)
-        for action, n in per_record.items():
-            transforms[action].inc(n * n_out)
+        counters.batch_done(len(events), n_out, stamps)
 
-    agent = app.agent(source, name=f"sanitize-{name}")(sanitize)
-
-    add_lag_gauge(app, metrics.consumer_lag, name, topo.source.topic, last_offset)
-
+    agent = app.agent(source, name=f"sanitize-{topo.name}")(sanitize)
+    add_lag_gauge(app, metrics.consumer_lag, topo.name, topo.source.topic, last_offset)
     return agent

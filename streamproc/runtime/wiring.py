@@ -84,7 +84,6 @@ def add_topologies(
             topologies=[t.name for t in topologies],
             topics=sorted({t.source.topic for t in topologies}),
         )
-
     keyring = None
     lineage_events: list[tuple[Topology, str]] = []
     for topo in topologies:
@@ -98,25 +97,13 @@ def add_topologies(
                 )
             keyring = Keyring.load(settings.keyring)
         flow = build_flow(topo, settings, keyring)
-        offload = None
-        if offload_processes:
-            offload = FlowProcess(topo.path, settings, flow)
+        offload = FlowProcess(topo.path, settings, flow) if offload_processes else None
         add_sanitizer(
             app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
         )
         if audit is not None:
             _audit_loaded(audit, app.conf.id, topo, flow)
-        event = run_event(
-            topology_name=topo.name,
-            namespace=settings.broker,
-            source_topic=topo.source.topic,
-            sink_topic=topo.sink.topic,
-            lineage=flow.plan.lineage,
-            policy_fingerprint=flow.plan.fingerprint,
-            key_versions=flow.plan.key_versions,
-            run_id=str(uuid.uuid4()),
-        )
-        lineage_events.append((topo, to_json(event)))
+        lineage_events.append((topo, _lineage_event(settings, topo, flow)))
         log.info(
             "topology %s loaded: %s -> %s (policy %s)",
             topo.name,
@@ -124,18 +111,43 @@ def add_topologies(
             topo.sink.topic,
             flow.plan.fingerprint,
         )
-
     if audit is not None:
+        _add_audit_tasks(app, audit)
+    _add_lineage_task(app, lineage_events)
+    return metrics
 
-        @app.timer(5.0)
-        async def audit_checkpoint() -> None:
-            audit.maybe_checkpoint()
 
-        async def audit_stop(app: Any, **kwargs: Any) -> None:
-            audit.append(AuditKind.WORKER_STOP, worker=str(app.conf.id), reason="shutdown")
-            audit.close()
+def _lineage_event(settings: Settings, topo: Topology, flow: SanitizeFlow) -> str:
+    """The OpenLineage START event of one sanitize flow, as JSON."""
+    event = run_event(
+        topology_name=topo.name,
+        namespace=settings.broker,
+        source_topic=topo.source.topic,
+        sink_topic=topo.sink.topic,
+        lineage=flow.plan.lineage,
+        policy_fingerprint=flow.plan.fingerprint,
+        key_versions=flow.plan.key_versions,
+        run_id=str(uuid.uuid4()),
+    )
+    return to_json(event)
 
-        app.on_before_shutdown.connect(audit_stop)  # type: ignore[arg-type]
+
+def _add_audit_tasks(app: faust.App, audit: AuditLog) -> None:
+    """Checkpoint the audit trail every 5 s; record the worker's stop and close it."""
+
+    @app.timer(5.0)
+    async def audit_checkpoint() -> None:
+        audit.maybe_checkpoint()
+
+    async def audit_stop(app: Any, **kwargs: Any) -> None:
+        audit.append(AuditKind.WORKER_STOP, worker=str(app.conf.id), reason="shutdown")
+        audit.close()
+
+    app.on_before_shutdown.connect(audit_stop)  # type: ignore[arg-type]
+
+
+def _add_lineage_task(app: faust.App, lineage_events: list[tuple[Topology, str]]) -> None:
+    """Once the app runs: each flow's lineage event to its file and/or topic."""
 
     @app.task
     async def emit_lineage() -> None:
@@ -147,8 +159,6 @@ def add_topologies(
             if topo.lineage_topic:
                 topic = app.topic(topo.lineage_topic, value_serializer="raw", partitions=1)
                 await topic.send(key=topo.name.encode(), value=doc.encode())
-
-    return metrics
 
 
 def _audit_loaded(audit: AuditLog, worker: str, topo: Topology, flow: SanitizeFlow) -> None:
