@@ -21,6 +21,7 @@ GROUPS: tuple[str, ...] = (
     "schema",
     "sanitize",
     "reveal",
+    "risk",
     "worker",
     "dlq",
     "detector",
