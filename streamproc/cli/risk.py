@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("input", nargs="?", type=Path, metavar="IN.avro", help="container file")
     p.add_argument("--topic", help="measure the last --window records of this topic instead")
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="records read from --topic")
+    p.add_argument(
+        "--window", type=int, default=DEFAULT_WINDOW, help="newest records read from --topic"
+    )
     p.add_argument("--framing", choices=FRAMINGS, default="single-object", help="of --topic")
     p.add_argument("--registry", help="schema registry URL for confluent framing")
     p.add_argument("--quasi", help="comma-separated field paths (default: class quasi)")
@@ -62,7 +64,7 @@ class Source:
     schema_label: str
     paths: list[str]  # field paths of the records
     records: Iterable[Mapping[str, Any]]
-    undecodable: list[int] = field(default_factory=lambda: [0])  # filled while reading
+    undecodable: int = 0  # counted while the records are read
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,11 +94,11 @@ def _report(args: argparse.Namespace, schema_json: Any, label: str, source: Sour
             "source": source.name,
             **report.to_json(),
             "absent_quasi_identifiers": absent,
-            "undecodable": source.undecodable[0],
+            "undecodable": source.undecodable,
         }
         print(json.dumps(doc, indent=2))
     else:
-        print("\n".join(render(report, source.name, absent, source.undecodable[0])))
+        print("\n".join(render(report, source.name, absent, source.undecodable)))
     if args.fail_below_k and report.k_min is not None and report.k_min < args.k:
         return 1
     return 0
@@ -174,7 +176,7 @@ def _topic_source(args: argparse.Namespace, schema_json: Any, label: str) -> Sou
             break
     schema_label, chosen_json, decoder = chosen
     source = Source(f"topic {args.topic}", schema_label, field_paths(chosen_json), ())
-    source.records = _decoded(decoder, payloads, source.undecodable)
+    source.records = _decoded(decoder, payloads, source)
     return source
 
 
@@ -198,17 +200,17 @@ def _decodes(decoder: Decoder, payload: bytes | None) -> bool:
 
 
 def _decoded(
-    decoder: Decoder, payloads: Sequence[bytes | None], undecodable: list[int]
+    decoder: Decoder, payloads: Sequence[bytes | None], source: Source
 ) -> Iterator[dict[str, Any]]:
+    """The records that decode; tombstones and undecodable payloads are only counted."""
     for payload in payloads:
         if payload is None:
-            undecodable[0] += 1
+            source.undecodable += 1
             continue
         try:
             record, _ = decoder.decode(payload)
-        except DecodeError as exc:
-            undecodable[0] += 1
-            log.debug("skipping a record: %s", exc.reason if hasattr(exc, "reason") else "decode")
+        except DecodeError:
+            source.undecodable += 1
             continue
         yield record
 
