@@ -203,7 +203,7 @@ def contributions(
         merged: Counter[tuple[Any, ...]] = Counter()
         for key, n in sizes.items():
             rest = key[:i] + key[i + 1 :]
-            if any(v is not None for v in rest):
+            if rest.count(None) < len(rest):
                 merged[rest] += n
         k_min, unique, below = class_stats(merged, total, k)
         out.append(Contribution(name, k_min, unique, below))

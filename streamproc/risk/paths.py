@@ -9,8 +9,11 @@ of its ``(key, value)`` pairs sorted by key, a list a tuple, NaN one sentinel, N
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import math
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,10 @@ Getter = Callable[[Mapping[str, Any]], Any]
 
 # One NaN object for every NaN: float('nan') != float('nan') would split a class.
 NAN = ("<nan>",)
+# Types that are hashable and compare by value as decoded: returned as they are (fast path).
+_ATOMS = frozenset(
+    {type(None), str, int, bool, bytes, dt.date, dt.datetime, dt.time, decimal.Decimal, uuid.UUID}
+)
 _STEP = re.compile(r"([^.\[\]{}]+)((?:\[\]|\{\})*)")
 
 
@@ -29,7 +36,7 @@ class MissingField(Exception):
 
 def normalise(value: Any) -> Any:
     """A hashable form of a decoded Avro value (see the module docstring)."""
-    if value is None or isinstance(value, str | int | bytes):
+    if type(value) in _ATOMS:
         return value
     if isinstance(value, float):
         return NAN if math.isnan(value) else value
@@ -54,6 +61,8 @@ def parse_path(path: str) -> list[tuple[str, str]]:
 def getter(path: str) -> Getter:
     """A function ``record -> normalised value at path`` (MissingField if a field is absent)."""
     steps = parse_path(path)
+    if len(steps) == 1 and not steps[0][1]:
+        return _flat(steps[0][0])
 
     def walk(value: Any, i: int) -> Any:
         if i == len(steps):
@@ -76,6 +85,19 @@ def getter(path: str) -> Getter:
         raise MissingField(path)
 
     return lambda record: walk(record, 0)
+
+
+def _flat(name: str) -> Getter:
+    """The getter of a top-level field: the common case, kept cheap (it runs per record)."""
+
+    def get(record: Mapping[str, Any]) -> Any:
+        try:
+            value = record[name]
+        except (KeyError, TypeError):
+            raise MissingField(name) from None
+        return value if type(value) in _ATOMS else normalise(value)
+
+    return get
 
 
 def key_function(quasi: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
