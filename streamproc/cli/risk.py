@@ -168,13 +168,19 @@ def _topic_source(args: argparse.Namespace, schema_json: Any, label: str) -> Sou
         for lab, sj in candidates
     ]
     # The first decodable record says which schema the topic carries (raw or sanitized).
-    chosen = decoders[0]
+    chosen = None
     for payload in payloads:
-        hit = next((d for d in decoders if _decodes(d[2], payload)), None)
-        if hit is not None:
-            chosen = hit
+        chosen = next((d for d in decoders if _decodes(d[2], payload)), None)
+        if chosen is not None:
             break
-    schema_label, chosen_json, decoder = chosen
+    if chosen is None and payloads:
+        # Nothing decodes (wrong schema, framing or registry): a report of 0 records would
+        # read as "no risk"; fail instead.
+        raise RiskError(
+            f"topic {args.topic}: none of its last {len(payloads)} records decodes with schema "
+            f"{label} (or its derived schema) and framing {args.framing}"
+        )
+    schema_label, chosen_json, decoder = chosen or decoders[0]
     source = Source(f"topic {args.topic}", schema_label, field_paths(chosen_json), ())
     source.records = _decoded(decoder, payloads, source)
     return source

@@ -80,3 +80,14 @@ def test_unknown_topic_is_an_error(
     missing = f"risk-missing.{uuid.uuid4().hex[:12]}"
     argv = ["risk", "--schema", str(SCHEMA), "--topic", missing, "--broker", kafka_bootstrap]
     assert main(argv) == 1 and missing in capsys.readouterr().err
+
+
+def test_a_topic_that_does_not_decode_is_an_error(
+    kafka_bootstrap: str, make_topic: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = make_topic("risk-garbage", partitions=2)
+    produce_timed(kafka_bootstrap, topic, [b"\x07CANARY-1", b"\x00\x00\x00\x00\x01CANARY-2"])
+    argv = ["risk", "--schema", str(SCHEMA), "--topic", topic, "--broker", kafka_bootstrap]
+    assert main([*argv, "--framing", "auto"]) == 1
+    err = capsys.readouterr().err
+    assert "none of its last 2 records decodes" in err and "CANARY" not in err
