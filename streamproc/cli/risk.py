@@ -48,6 +48,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--framing", choices=FRAMINGS, default="single-object", help="of --topic")
     p.add_argument("--registry", help="schema registry URL for confluent framing")
+    p.add_argument(
+        "--history",
+        type=Path,
+        action="append",
+        default=[],
+        help="older writer schema of --topic records (repeatable, as a topology's history)",
+    )
     p.add_argument("--quasi", help="comma-separated field paths (default: class quasi)")
     p.add_argument("--sensitive", help="field path of the sensitive value (adds l-diversity)")
     p.add_argument("--k", type=int, default=5, help="class size counted as safe (default 5)")
@@ -135,10 +142,8 @@ def _file_source(path: Path, fin: Any) -> Source:
         writer_json = json.loads(reader.metadata["avro.schema"])
     except (ValueError, EOFError, TypeError, KeyError):
         raise DecodeError(f"input {path}: not an Avro object container file") from None
-    source = Source(str(path), f"{writer_json.get('name', '?')} (writer schema of {path})", [], ())
-    source.paths = field_paths(writer_json)
-    source.records = _file_records(reader, path)
-    return source
+    label = f"{writer_json.get('name', '?')} (writer schema of {path})"
+    return Source(str(path), label, field_paths(writer_json), _file_records(reader, path))
 
 
 def _file_records(reader: Any, path: Path) -> Iterator[dict[str, Any]]:
@@ -159,13 +164,14 @@ def _topic_source(args: argparse.Namespace, schema_json: Any, label: str) -> Sou
     settings = load_settings(broker=args.broker)
     payloads = read_tail(settings.kafka_config(), args.topic, args.window)
     registry = _registry(args.registry or settings.schema_registry_url)
-    candidates = [(label, schema_json)]
+    history = [parse(*read_schema_json(h)) for h in args.history]
+    candidates = [(label, schema_json, history)]
     derived = _derived(args.schema)
     if derived is not None:
-        candidates.append((f"{label} (derived)", derived))
+        candidates.append((f"{label} (derived)", derived, []))
     decoders = [
-        (lab, sj, Decoder(WriterSchemas(parse(sj, lab), registry=registry), args.framing))
-        for lab, sj in candidates
+        (lab, sj, Decoder(WriterSchemas(parse(sj, lab), old, registry=registry), args.framing))
+        for lab, sj, old in candidates
     ]
     # The first decodable record says which schema the topic carries (raw or sanitized).
     chosen = None

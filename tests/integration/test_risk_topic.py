@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamproc.avro.codec import Encoder
+from streamproc.avro.schema import parse, read_schema_json
 from streamproc.cli.main import main
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
@@ -21,6 +22,7 @@ from streamproc.samples.customers import customer_records, single_object
 pytestmark = pytest.mark.integration
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "customer_profile.avsc"
+SCHEMA_V1 = SCHEMA.with_name("customer_profile.v1.avsc")
 QUASI = ["birth_date", "postcode", "city", "gender"]
 T0 = 1_760_000_000_000  # ms; one record per ms, so "last N" is well defined
 
@@ -48,22 +50,29 @@ def test_raw_and_sanitized_topic_tails(
 ) -> None:
     keyring = Keyring.generate()
     plan = compile_plan(SCHEMA, keyring)
-    records = [r for r, _ in customer_records(600, seed=5, canary=True)]
-    raw = [single_object(plan.source_schema, r) for r in records]
+    tagged = list(customer_records(600, seed=5, canary=True, v1_every=7))
+    records = [r for r, _ in tagged]
+    v1 = parse(read_schema_json(SCHEMA_V1)[0])
+    raw = [single_object(v1 if old else plan.source_schema, r) for r, old in tagged]
     bad: list[bytes | None] = [None, b"\x07CANARY-bad-payload"]  # oldest: out of a 500 window
     raw_topic = make_topic("risk-raw", partitions=3)
     produce_timed(kafka_bootstrap, raw_topic, [*bad, *raw])
 
-    tail = risk_json(capsys, "--topic", raw_topic, "--broker", kafka_bootstrap, "--window", "500")
+    at = ("--topic", raw_topic, "--broker", kafka_bootstrap, "--history", str(SCHEMA_V1))
+    tail = risk_json(capsys, *at, "--window", "500")
     expected = measure(records[-500:], QUASI).to_json()
     assert {k: tail[k] for k in expected} == expected and tail["undecodable"] == 0
 
-    whole = risk_json(capsys, "--topic", raw_topic, "--broker", kafka_bootstrap)
+    whole = risk_json(capsys, *at)
     assert whole["records"] == 600 and whole["undecodable"] == 2
+    # Without the v1 writer schema every 7th record is skipped, and counted.
+    no_history = risk_json(capsys, "--topic", raw_topic, "--broker", kafka_bootstrap)
+    assert no_history["undecodable"] == 2 + 600 // 7
 
     # A sanitized topic, measured with the annotated schema: its derived schema decodes it.
     encoder = Encoder(plan.derived_schema)
-    clean = [plan.sanitize(r) for r in records]
+    # (v1 records as the decoder resolves them to v2: with the new fields' defaults)
+    clean = [plan.sanitize({"marketing_opt_in": False, "segment": None, **r}) for r in records]
     clean_topic = make_topic("risk-clean", partitions=3)
     produce_timed(kafka_bootstrap, clean_topic, [encoder.encode(r) for r in clean])
     doc = risk_json(
