@@ -64,6 +64,27 @@ class WorkerMetrics:
             registry=r,
         )
 
+        # Re-identification risk of the worker's own output over a rolling window
+        # (streamproc.risk.RollingRisk); labels hold the topology name only.
+        self.output_k_min = Gauge(
+            "streamproc_output_k_min",
+            "smallest equivalence class on the quasi-identifiers of the last N sanitized records",
+            ["topology"],
+            registry=r,
+        )
+        self.output_unique_share = Gauge(
+            "streamproc_output_unique_share",
+            "share of the last N sanitized records unique on their quasi-identifiers",
+            ["topology"],
+            registry=r,
+        )
+        self.output_below_k_share = Gauge(
+            "streamproc_output_below_k_share",
+            "share of the last N sanitized records in classes smaller than the policy's k",
+            ["topology"],
+            registry=r,
+        )
+
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` on ``addr:port`` (0 = do not serve)."""
         if port:

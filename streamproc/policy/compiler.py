@@ -413,7 +413,14 @@ class _Compiler:
         if action == "keep":
             self._check_params(ann, path)
             self._lineage(path, path, "keep", pclass, tags, origin)
-            dfield = self._derived_field(f, self._passthrough_type(ftype, ns), None)
+            # A kept field keeps its class (when it has one) so risk measures find it.
+            dfield = self._derived_field(
+                f,
+                self._passthrough_type(ftype, ns),
+                None,
+                action="keep" if pclass else None,
+                pclass=pclass,
+            )
             if "default" in f:
                 dfield["default"] = f["default"]
             return src, dfield, False
