@@ -137,7 +137,7 @@ def _guarantee(r: _Reader) -> str:
             "exactly_once is not supported: Faust's transactional mode has open bugs "
             "(faust-streaming #517, #323, #177, #440) and streamproc's batched producer does "
             "not run inside its transactions. Use at_least_once and deduplicate on the "
-            "streamproc.source.* headers (see README, Delivery guarantee)",
+            "streamproc.source.* headers (see docs/pipeline.md)",
         )
     if value not in _GUARANTEES:
         raise r._err("processing_guarantee", f"must be one of {', '.join(_GUARANTEES)}")

@@ -34,7 +34,7 @@ class StreamprocApp(faust.App):
 
 @dataclass(frozen=True)
 class Tuning:
-    """Throughput knobs of the Faust/aiokafka stack (see README, "Faust throughput")."""
+    """Throughput knobs of the Faust/aiokafka stack (docs/benchmarks.md, "Faust throughput")."""
 
     max_poll_records: int = 2000
     stream_buffer_maxsize: int = 8192

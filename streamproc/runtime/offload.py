@@ -1,21 +1,11 @@
-"""Run a flow's CPU-bound work in a helper process, off the Faust event loop.
+"""Run a flow's decode + sanitize + encode in a helper process, off the Faust event loop.
 
-Faust's consumer machinery costs tens of microseconds per record on the event loop's core;
-decode + sanitize + encode cost about a third as much again. With the flow in a helper
-process the two overlap on two cores: while the helper sanitizes batch N, the event loop
-fetches batch N+1 and produces batch N-1's outcomes. One batch is in flight per agent, so
-order is kept.
-
-The event loop's share must stay small, so a batch crosses a Unix socket as a few packed
-arrays and two byte blobs (no pickling, no executor threads): the request carries keys,
-values and source coordinates; the reply carries sanitized keys and values and each
-record's writer-schema fingerprint, from which the event loop rebuilds the lineage headers
-with :meth:`SanitizeFlow.sanitized_headers` (the same code the inline path uses). Dead
-letters, rare, come back with their headers as JSON.
-
-The helper compiles its own flow from the topology file and the keyring *path* (key material
-never crosses the socket) and is started with ``spawn``; if it dies the agent fails and the
-worker exits before committing, so the batch is consumed again after a restart.
+A batch crosses a Unix socket as packed arrays and two byte blobs (no pickling); the reply
+carries sanitized keys and values and each record's writer fingerprint, from which the event
+loop rebuilds the lineage headers (dead letters, rare, come back as JSON). The helper compiles
+its own flow from the topology file and the keyring *path*: key material never crosses the
+socket. If it dies the agent fails and the worker exits before committing. Why and how much
+it gains: docs/benchmarks.md, "Faust throughput".
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The sanitizing agent: raw topic -> SanitizeFlow -> sanitized topic or dead-letter topic.
 
-Wiring only. Delivery: at-least-once. Faust acknowledges an event once the agent moved past
-it and, before committing offsets, flushes the producer (``Consumer._commit_offsets``), so a
-committed source offset always has its outcome durably in the sink or the DLQ. The
-idempotent producer removes broker-side retry duplicates; a crash between a send and the
-next commit re-processes at most the uncommitted tail, and those re-sent records carry the
-same ``streamproc.source.*`` headers (the dedup key).
+Wiring only. At-least-once: Faust flushes the (idempotent) producer before it commits source
+offsets, so a committed offset always has its outcome on the broker; re-sent records after a
+crash carry the same ``streamproc.source.*`` headers (docs/pipeline.md).
 """
 
 from __future__ import annotations
