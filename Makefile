@@ -70,7 +70,7 @@ bench: kafka-jars
 	exit $$rc
 
 fuzz: venv
-	$(PY) load/fuzz_decode.py --inputs 1000000
+	$(PY) -m load.fuzz_decode --inputs 1000000
 
 # The detector model topologies/access.yaml expects, trained on a synthetic clean baseline
 # (80 principals, 21 days; about 20 s). Train on your own access log for production.

@@ -21,10 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from streamproc.audit import (  # noqa: E402
+from streamproc.audit import (
     AuditKind,
     AuditLog,
     CheckpointSigner,
@@ -33,9 +30,11 @@ from streamproc.audit import (  # noqa: E402
     read_file,
     verify_records,
 )
-from streamproc.audit.encoding import MalformedRecord, parse_record  # noqa: E402
-from streamproc.audit.verify import Parsed, Report, analyse  # noqa: E402
-from streamproc.testing.tamper import MUTATIONS, Trail  # noqa: E402
+from streamproc.audit.encoding import MalformedRecord, parse_record
+from streamproc.audit.verify import Parsed, Report, analyse
+from streamproc.testing.tamper import MUTATIONS, Trail
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _parse(raw: bytes) -> Parsed:

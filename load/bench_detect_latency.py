@@ -37,21 +37,19 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from fastavro import schemaless_reader
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fastavro import schemaless_reader  # noqa: E402
-
-from streamproc.detector.model import Detector  # noqa: E402
-from streamproc.keys import Keyring  # noqa: E402
-from streamproc.testing.access import (  # noqa: E402
+from streamproc.detector.model import Detector
+from streamproc.keys import Keyring
+from streamproc.testing.access import (
     CONTAINMENT_SCHEMA,
     AccessEncoder,
     baseline_trace,
     load_schema,
     night_of,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")
 PARTITIONS = 3

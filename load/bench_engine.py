@@ -33,12 +33,11 @@ from typing import Any
 
 import fastavro
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from streamproc.cli.sanitize import sanitize_file, sanitize_file_parallel
+from streamproc.keys import Keyring
+from streamproc.policy import Plan, compile_plan
 
-from streamproc.cli.sanitize import sanitize_file, sanitize_file_parallel  # noqa: E402
-from streamproc.keys import Keyring  # noqa: E402
-from streamproc.policy import Plan, compile_plan  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SCHEMAS = ROOT / "schemas"
 FIRST = ["Ann", "Bob", "Chen", "Dana", "Eli", "Fatima", "Goran", "Hana"]

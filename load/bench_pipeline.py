@@ -32,12 +32,11 @@ import yaml
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from streamproc.keys import Keyring
+from streamproc.policy import compile_plan
+from streamproc.testing.customers import customer_records, single_object
 
-from streamproc.keys import Keyring  # noqa: E402
-from streamproc.policy import compile_plan  # noqa: E402
-from streamproc.testing.customers import customer_records, single_object  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")
 PARTITIONS = 3

@@ -27,7 +27,7 @@ from pathlib import Path
 import atheris
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+
 
 with atheris.instrument_imports(include=["streamproc"]):
     from streamproc.avro.codec import Decoder, WriterSchemas  # noqa: F401

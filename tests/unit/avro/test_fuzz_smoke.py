@@ -18,7 +18,8 @@ def test_short_fuzz_run_finds_no_crash_and_accounts_for_every_input(tmp_path: Pa
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "load" / "fuzz_decode.py"),
+            "-m",
+            "load.fuzz_decode",
             "--inputs",
             str(n),
             "--corpus",
@@ -28,6 +29,7 @@ def test_short_fuzz_run_finds_no_crash_and_accounts_for_every_input(tmp_path: Pa
         text=True,
         timeout=300,
         check=False,
+        cwd=ROOT,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
