@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from confluent_kafka import Producer
+
+from streamproc import pipeline as f
+from streamproc.cli._topics import read_topic
 from streamproc.config import load_settings
 from streamproc.errors import ConfigError, KafkaError, RevealError
+from streamproc.keys import Keyring
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,43 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def read_all(conf: dict[str, Any], topic: str) -> Iterator[Any]:
     """Every message of ``topic`` from the beginning up to its end at call time."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": f"streamproc-dlq-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        md = consumer.list_topics(topic, timeout=15)
-        if topic not in md.topics or md.topics[topic].error is not None:
-            raise KafkaError(f"topic {topic!r} not found")
-        ends: dict[int, int] = {}
-        assign = []
-        for p in md.topics[topic].partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
-            if hi > lo:
-                ends[p] = hi
-                assign.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-        if not assign:
-            return
-        consumer.assign(assign)
-        remaining = dict(ends)
-        idle_deadline = time.monotonic() + 30
-        while remaining and time.monotonic() < idle_deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                idle_deadline = time.monotonic() + 30
-                yield msg
-                p = msg.partition()
-                if p in remaining and (msg.offset() or 0) + 1 >= remaining[p]:
-                    del remaining[p]
-    finally:
-        consumer.close()
+    return read_topic(conf, topic, purpose="dlq")
 
 
 def _headers(msg: Any) -> dict[str, str]:
@@ -88,8 +55,6 @@ def _headers(msg: Any) -> dict[str, str]:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from streamproc import pipeline as f
-
     conf = load_settings(broker=args.broker).kafka_config()
     reasons: Counter[str] = Counter()
     shown = 0
@@ -126,11 +91,6 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
-    from confluent_kafka import Producer
-
-    from streamproc import pipeline as f
-    from streamproc.keys import Keyring
-
     settings = load_settings(broker=args.broker, keyring=args.keyring)
     if settings.keyring is None:
         raise ConfigError("dlq replay needs the keyring (--keyring or STREAMPROC_KEYRING)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,10 @@ import fastavro
 
 from streamproc.avro.codec import Decoder, WriterSchemas
 from streamproc.avro.schema import parse, read_schema_json
+from streamproc.cli._topics import read_topic
 from streamproc.config import load_settings
-from streamproc.errors import DecodeError, KafkaError, PolicyError, SchemaError
+from streamproc.errors import DecodeError, PolicyError, SchemaError
+from streamproc.pipeline.build import registry_client
 from streamproc.policy import derive_schema
 from streamproc.risk import RiskError, RiskReport, field_paths, measure, quasi_fields
 
@@ -163,7 +164,7 @@ def _file_records(reader: Any, path: Path) -> Iterator[dict[str, Any]]:
 def _topic_source(args: argparse.Namespace, schema_json: Any, label: str) -> Source:
     settings = load_settings(broker=args.broker)
     payloads = read_tail(settings.kafka_config(), args.topic, args.window)
-    registry = _registry(args.registry or settings.schema_registry_url)
+    registry = registry_client(args.registry or settings.schema_registry_url)
     history = [parse(*read_schema_json(h)) for h in args.history]
     candidates = [(label, schema_json, history)]
     derived = _derived(args.schema)
@@ -227,65 +228,13 @@ def _decoded(
         yield record
 
 
-def _registry(url: str | None) -> Any | None:
-    if not url:
-        return None
-    # Imported here: only confluent framing needs the registry client.
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    return SchemaRegistryClient({"url": url})
-
-
 def read_tail(conf: Mapping[str, Any], topic: str, window: int) -> list[bytes | None]:
     """The values of the last ``window`` records of ``topic`` over all partitions, oldest
-    first by timestamp (each partition read from ``high - window``; read_committed)."""
-    from confluent_kafka import Consumer, TopicPartition  # start-up time of the CLI
-    from confluent_kafka import KafkaError as ClientError
-
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": f"streamproc-risk-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    got: list[tuple[int, int, int, bytes | None]] = []
-    try:
-        md = consumer.list_topics(topic, timeout=15)
-        if topic not in md.topics or md.topics[topic].error is not None:
-            raise KafkaError(f"topic {topic!r} not found")
-        ends: dict[int, int] = {}
-        assign = []
-        for p in md.topics[topic].partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
-            if hi > lo:
-                ends[p] = hi
-                assign.append(TopicPartition(topic, p, max(lo, hi - window)))
-        if not assign:
-            return []
-        consumer.assign(assign)
-        pending = set(ends)
-        idle = 0
-        while pending and idle < 60:  # 30 s without a message: give up on the rest
-            batch = consumer.consume(1000, timeout=0.5)
-            idle = 0 if batch else idle + 1
-            for msg in batch:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == ClientError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        continue
-                    raise KafkaError(f"topic {topic!r}: {err.name()}")
-                p, off = int(msg.partition() or 0), int(msg.offset() or 0)
-                got.append((msg.timestamp()[1], p, off, msg.value()))
-                if off + 1 >= ends[p]:
-                    pending.discard(p)
-        if pending:
-            log.warning("topic %s: partitions %s did not reach their end", topic, sorted(pending))
-    finally:
-        consumer.close()
+    first by timestamp (each partition read from ``end - window``; read_committed)."""
+    got = [
+        (m.timestamp()[1], int(m.partition() or 0), int(m.offset() or 0), m.value())
+        for m in read_topic(conf, topic, last=window, purpose="risk")
+    ]
     got.sort(key=lambda t: t[:3])
     return [value for *_, value in got[-window:]]
 
