@@ -102,3 +102,10 @@ def test_a_whole_field_transform_validates_its_own_parameters(
     with pytest.raises(PolicyError) as info:
         plan_for("string", annotation)
     assert str(info.value) == f"schema <inline schema>: {message}"
+
+
+def test_only_value_transforms_count_as_transformed() -> None:
+    kept = plan_for("string", {"action": "pass", "reason": "x"})
+    assert kept.transformed == () and len(kept.lineage) == 2
+    masked = plan_for("string", {"action": "mask"})
+    assert [i.source_path for i in masked.transformed] == ["v"]
