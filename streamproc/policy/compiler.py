@@ -199,7 +199,10 @@ class _Compiler:
             raise self._err(path, f"recursive type {full} is not supported")
         self.stack.append(full)
         ns = namespace_of(full)
-        tag_map = {**tag_map, **resolve_record(t, full, path, self.label).tags}
+        # The record's own policy: tag mappings today; record-level checks (k-anonymity) would
+        # read their RecordPolicy fields here and attach to the record function below.
+        policy = resolve_record(t, full, path, self.label)
+        tag_map = {**tag_map, **policy.tags}
         fields = t.get("fields", [])
         scopes = [*enclosing, {f["name"] for f in fields}]
         entries: list[Entry] = []
