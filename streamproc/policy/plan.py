@@ -17,7 +17,7 @@ class FieldLineage:
     privacy_class: str | None
     tags: tuple[str, ...] = ()
     origin: str = "annotation"  # annotation | tag:<TAG> | unannotated | container
-    transform: str = ""  # value-free description, e.g. "mask(keep_first=1, ...)"
+    transform: str = ""  # value transforms only: a value-free description, "mask(keep_first=1)"
     key: str | None = None
     key_version: int | None = None
 
@@ -42,10 +42,11 @@ class Plan:
 
     @property
     def transformed(self) -> tuple[FieldLineage, ...]:
-        """Lineage of fields whose values are changed (neither kept nor dropped)."""
-        return tuple(
-            f for f in self.lineage if f.action not in ("keep", "drop") and f.origin != "container"
-        )
+        """Lineage of fields whose values are changed (neither kept nor dropped).
+
+        Only a value transform leaves a description; whole-field ones and containers do not.
+        """
+        return tuple(f for f in self.lineage if f.transform)
 
     @property
     def dropped(self) -> tuple[FieldLineage, ...]:

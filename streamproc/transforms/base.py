@@ -4,7 +4,8 @@ A transform is a frozen dataclass whose fields are its validated parameters. The
 compiler builds one per annotated field at load time (:meth:`Transform.from_params`), asks it
 for the derived type (:meth:`Transform.output_type`), and binds it once into a plain callable
 (:meth:`Transform.bind`) that the compiled plan calls for every value. Nothing about the
-annotation is interpreted per record.
+annotation is interpreted per record. A transform with :attr:`Transform.whole_field` set acts
+on the field itself (``keep``, ``drop``) and is never bound.
 
 Rules every transform obeys (checked by ``tests/unit/transforms/test_contract.py``):
 parameters are validated in ``from_params`` with a :class:`PolicyError` naming the schema file
@@ -20,7 +21,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from streamproc.errors import PolicyError
 from streamproc.keys import Keyring
@@ -38,6 +39,9 @@ DECIMAL = "decimal"
 DATE = "date"
 TIMESTAMP = "timestamp"
 TIME = "time"
+#: Kind of a whole field's type (any Avro type, unions included), seen by ``whole_field``
+#: transforms only; no value transform accepts it.
+FIELD = "field"
 
 NUMERIC = frozenset({INTEGER, FLOAT, DECIMAL})
 TEMPORAL = frozenset({DATE, TIMESTAMP})
@@ -51,6 +55,9 @@ INT_RANGE: Mapping[str, tuple[int, int]] = {
 }
 
 ValueFn = Callable[..., Any]  # (value) or, for needs_subject, (value, subject)
+
+#: What a whole-field transform does: pass the field through as is, or remove it.
+WholeField = Literal["keep", "drop"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class ValueType:
         if (base, logical) in (("int", "time-millis"), ("long", "time-micros")):
             return TIME
         return {
+            FIELD: FIELD,
             "string": STRING,
             "bytes": BYTES,
             "fixed": FIXED,
@@ -93,6 +101,11 @@ class ValueType:
 
     def describe(self) -> str:
         return f"{self.base}/{self.logical}" if self.logical else self.base
+
+    @classmethod
+    def of_field(cls, schema: Any) -> ValueType:
+        """A whole field's type, as a ``whole_field`` transform sees it (kind :data:`FIELD`)."""
+        return cls(FIELD, None, schema)
 
 
 @dataclass(frozen=True)
@@ -216,6 +229,10 @@ class Transform(ABC):
     deterministic: ClassVar[bool] = True
     #: The bound callable takes ``(value, subject_value)`` instead of ``(value)``.
     needs_subject: ClassVar[bool] = False
+    #: None: the transform maps each value (through :meth:`bind`). ``"keep"``: the field passes
+    #: through with its type and default; ``"drop"``: it leaves the derived record. Either way
+    #: ``from_params`` gets :meth:`ValueType.of_field` and nothing is bound.
+    whole_field: ClassVar[WholeField | None] = None
 
     @classmethod
     @abstractmethod

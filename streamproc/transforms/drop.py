@@ -1,4 +1,4 @@
-"""``drop``: the field is removed from the derived schema (the compiler never calls it)."""
+"""``drop``: the field is removed from the derived schema and record."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from streamproc.transforms.base import (
     Transform,
     ValueFn,
     ValueType,
+    WholeField,
 )
 from streamproc.transforms.registry import register
 
@@ -20,6 +21,7 @@ from streamproc.transforms.registry import register
 @dataclass(frozen=True)
 class Drop(Transform):
     name: ClassVar[str] = "drop"
+    whole_field: ClassVar[WholeField | None] = "drop"
 
     @classmethod
     def from_params(cls, params: Params, vtype: ValueType, ctx: FieldContext) -> Drop:

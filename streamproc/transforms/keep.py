@@ -1,4 +1,4 @@
-"""``keep``: the value passes unchanged."""
+"""``keep``: the field passes unchanged, with its type and default."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from streamproc.transforms.base import (
     Transform,
     ValueFn,
     ValueType,
+    WholeField,
 )
 from streamproc.transforms.registry import register
 
@@ -24,6 +25,7 @@ def _identity(value: object) -> object:
 @dataclass(frozen=True)
 class Keep(Transform):
     name: ClassVar[str] = "keep"
+    whole_field: ClassVar[WholeField | None] = "keep"
 
     @classmethod
     def from_params(cls, params: Params, vtype: ValueType, ctx: FieldContext) -> Keep:
@@ -31,4 +33,5 @@ class Keep(Transform):
         return cls()
 
     def bind(self, vtype: ValueType, ctx: FieldContext, res: Resources) -> ValueFn:
+        # The compiler copies a kept field without a call; the identity serves direct users.
         return _identity

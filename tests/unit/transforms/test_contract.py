@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from streamproc.errors import TransformError
+from streamproc.errors import PolicyError, TransformError
 from streamproc.transforms import registered
+from streamproc.transforms.base import FIELD
 from tests.unit.engine_helpers import KEYRING, encode, plan_for
 
 DATE = {"type": "int", "logicalType": "date"}
@@ -138,7 +139,7 @@ def test_output_conforms_to_derived_schema(
     for value in values:
         out = plan.sanitize({"sid": "subject-1", "v": value})
         encode(plan, out)  # strict: exactly the derived fields, each of the derived type
-        if action == "drop":
+        if registered()[action].whole_field == "drop":
             assert "v" not in out
 
 
@@ -206,6 +207,29 @@ def test_transforms_that_change_values_change_them(action: str) -> None:
             if v not in (None, "", [], 0, 9, 10, -(2**31))  # fixed points of some transforms
         ]
         assert any(changed), (action, ann)
+
+
+@pytest.mark.parametrize(("action", "ann", "avro_type", "values"), ALL)
+def test_whole_field_transforms_keep_or_drop_the_field_unbound(
+    action: str, ann: dict[str, Any], avro_type: Any, values: list[Any]
+) -> None:
+    cls = registered()[action]
+    if cls.whole_field is None:
+        assert FIELD not in cls.kinds  # a value transform never accepts a whole field
+        return
+    plan = plan_for(avro_type, ann)
+    derived = {f["name"]: f for f in plan.derived_schema_json["fields"]}
+    (item,) = [i for i in plan.lineage if i.source_path == "v"]
+    assert item.transform == ""
+    if cls.whole_field == "drop":
+        assert "v" not in derived and item.output_path is None
+    else:
+        for value in values:  # unchanged, and still of the field's own type
+            assert plan.sanitize({"sid": "s", "v": value})["v"] == value
+            encode(plan, {"sid": "s", "v": value})
+        assert "streamproc" not in derived["v"] and item.output_path == "v"
+    with pytest.raises(PolicyError, match=rf"field v: {action}: unknown parameter\(s\) bogus"):
+        plan_for(avro_type, {**ann, "bogus": 1})
 
 
 def test_key_material_never_in_a_plan_repr() -> None:
