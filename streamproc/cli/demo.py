@@ -34,6 +34,7 @@ from streamproc.examples import examples_dir
 from streamproc.keys import Keyring
 from streamproc.pipeline import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import Plan, compile_plan
+from streamproc.risk import RiskReport, measure, quasi_fields
 from streamproc.testing.access import (
     AccessEncoder,
     baseline_trace,
@@ -207,6 +208,26 @@ def _leaks(plan: Plan, raws: list[dict[str, Any]], out: list[Any]) -> int:
     return leaks
 
 
+def risk_line(label: str, report: RiskReport) -> str:
+    """One line a steward reads: how re-identifiable the records are on their quasi-ids."""
+    return (
+        f"{label:<10} k_min {report.k_min}, {report.unique_share:.1%} unique, "
+        f"{report.below_k_share:.1%} in classes below k={report.k} "
+        f"on ({', '.join(report.quasi_identifiers)})"
+    )
+
+
+def _print_risk(plan: Plan, raws: list[dict[str, Any]], out: list[Any]) -> None:
+    """The risk of the raw records and of the sanitized topic, on the same quasi-ids."""
+    quasi = quasi_fields(plan.source_schema_json)
+    kept = [q for q in quasi if q in set(quasi_fields(plan.derived_schema_json))]
+    clean = [kafka.read_framed(plan.derived_schema, m.value()) for m in out]
+    print()
+    print("=== re-identification risk (streamproc risk) ===")
+    print(risk_line("raw", measure(raws, quasi)))
+    print(risk_line("sanitized", measure(clean, kept)))
+
+
 def customers_flow(demo: Demo, n: int) -> bool:
     """Sanitize ``n`` customer profiles through a real worker; True when all is accounted for."""
     raw, clean, dlq = demo.topics("customers", "raw", "clean", "dlq")
@@ -222,6 +243,7 @@ def customers_flow(demo: Demo, n: int) -> bool:
         dead = kafka.collect(demo.conf, dlq, n_bad, timeout=60)
         _print_summary(n + n_bad, out, dead, time.monotonic() - t0, clean, dlq)
         _print_twin(demo, plan, raw, out[0], v1)
+        _print_risk(plan, raws, out)
         print()
         print(
             f"lineage (OpenLineage RunEvent) -> topic demo.{demo.run_id}.lineage and "
