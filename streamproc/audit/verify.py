@@ -530,32 +530,9 @@ def _checkpoints(
     last: Checkpoint | None = None
     last_pos = -1
     for pos, c in ckpts:
-        if c.key_id not in trusted.keys:
-            out.append(
-                Finding(
-                    FindingKind.UNTRUSTED_KEY,
-                    f"checkpoint #{c.n} at {unit} {pos} is signed by key {c.key_id[:16]}..., "
-                    "which is not trusted (forged, or a public key is missing)",
-                    positions=(pos,),
-                    checkpoint=c.n,
-                )
-            )
-            bad_positions.append(pos)
-            continue
-        try:
-            sig = bytes.fromhex(c.sig)
-        except ValueError:
-            sig = b""
-        if not trusted.verify(c.key_id, sig, signing_message(c.body)):
-            out.append(
-                Finding(
-                    FindingKind.BAD_SIGNATURE,
-                    f"checkpoint #{c.n} at {unit} {pos} does not verify with key "
-                    f"{c.key_id[:16]}...: it was modified or its signature forged",
-                    positions=(pos,),
-                    checkpoint=c.n,
-                )
-            )
+        problem = _signature_problem(c, trusted, pos, unit)
+        if problem is not None:
+            out.append(problem)
             bad_positions.append(pos)
             continue
         if c.n in seen or (last is not None and c.n < last.n):
@@ -601,6 +578,31 @@ def _checkpoints(
         valid.append((pos, c))
         last, last_pos = c, pos
     return valid
+
+
+def _signature_problem(c: Checkpoint, trusted: TrustedKeys, pos: int, unit: str) -> Finding | None:
+    """Why checkpoint ``c`` cannot be trusted (unknown key, bad signature), or None."""
+    if c.key_id not in trusted.keys:
+        return Finding(
+            FindingKind.UNTRUSTED_KEY,
+            f"checkpoint #{c.n} at {unit} {pos} is signed by key {c.key_id[:16]}..., "
+            "which is not trusted (forged, or a public key is missing)",
+            positions=(pos,),
+            checkpoint=c.n,
+        )
+    try:
+        sig = bytes.fromhex(c.sig)
+    except ValueError:
+        sig = b""
+    if not trusted.verify(c.key_id, sig, signing_message(c.body)):
+        return Finding(
+            FindingKind.BAD_SIGNATURE,
+            f"checkpoint #{c.n} at {unit} {pos} does not verify with key "
+            f"{c.key_id[:16]}...: it was modified or its signature forged",
+            positions=(pos,),
+            checkpoint=c.n,
+        )
+    return None
 
 
 def _cover(
