@@ -43,6 +43,7 @@ import faust
 
 from streamproc.agents.batching import BatchOutput, add_lag_gauge, stop_on_failure
 from streamproc.avro.codec import Decoder, Encoder, WriterSchemas
+from streamproc.detector.decide import RecommendedAction
 from streamproc.errors import ConfigError, RecordError, StreamprocError
 from streamproc.flow import (
     H_DLQ_ERROR,
@@ -361,6 +362,9 @@ def add_detector(
     m_events = metrics.access_events.labels(name)
     m_anomalies = metrics.anomalies.labels(name)
     m_latency = metrics.processing.labels(name)
+    # Every action's counter exists from start (at 0): the first containment is an increase.
+    for action in RecommendedAction:
+        metrics.containments.labels(name, action.value)
     dead: dict[str, Any] = {}
     last_offset: dict[int, int] = {}
     log.info(

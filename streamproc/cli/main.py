@@ -17,6 +17,7 @@ from streamproc.errors import StreamprocError
 # Command-group modules under streamproc.cli, in the order they appear in --help.
 GROUPS: tuple[str, ...] = (
     "kafka",
+    "observe",
     "keys",
     "schema",
     "sanitize",
