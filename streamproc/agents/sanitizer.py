@@ -20,7 +20,7 @@ from streamproc.agents.batching import BatchOutput, add_lag_gauge, stop_on_failu
 from streamproc.agents.offload import FlowProcess
 from streamproc.audit import AuditKind
 from streamproc.flow import Sanitized, SanitizeFlow
-from streamproc.metrics import WorkerMetrics
+from streamproc.metrics import WorkerMetrics, compliance_inputs
 
 log = logging.getLogger("streamproc.agents.sanitizer")
 
@@ -54,6 +54,7 @@ def add_sanitizer(
     per_record = dict(flow.actions_per_record)
     for key, version in flow.plan.key_versions.items():
         metrics.key_version.labels(name, key).set(version)
+    metrics.health.watch(name, compliance_inputs(flow))
     last_offset: dict[int, int] = {}
     process = flow.process
 
@@ -131,6 +132,9 @@ def add_sanitizer(
             m_latency.observe(max(0.0, now - ts))
         m_in.inc(len(events))
         m_out.inc(n_out)
+        metrics.health.sanitized(
+            name, len(events), len(events) - n_out, max(latencies, default=None)
+        )
         for action, n in per_record.items():
             transforms[action].inc(n * n_out)
 

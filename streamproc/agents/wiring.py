@@ -169,6 +169,7 @@ def add_topologies(
         )
 
     if audit is not None:
+        metrics.watch_audit(audit, str(app.conf.id))
 
         @app.timer(5.0)
         async def audit_checkpoint() -> None:

@@ -30,10 +30,15 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro import parse_schema
 
+from streamproc.agents.wiring import build_flow
+from streamproc.audit.signing import write_keypair
 from streamproc.avro.schema import read_schema_json
+from streamproc.config import Settings
+from streamproc.keys import Keyring
 from streamproc.localobserve import LocalObserve, ObserveSpec
 from streamproc.samples.access import with_events
 from streamproc.samples.customers import customer_records, single_object
+from streamproc.topology import load_topology
 from tests.integration import test_detector_agent as det
 from tests.integration import test_sanitize_pipeline as san
 from tests.integration.kafka_io import produce
@@ -44,7 +49,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-ALERT_LABELS = {"alertname", "severity", "topology", "action", "reason", "job", "instance"}
+ALERT_LABELS = {"alertname", "severity", "topology", "action", "reason", "check", "job", "instance"}
 N_GOOD, N_BAD = 300, 1200  # dead-letter rule: rate over 5m > 1/s needs > 300 in the window
 
 
@@ -103,6 +108,25 @@ def short_rules(tmp: Path) -> Path:
     out = tmp / "rules.yml"
     out.write_text(yaml.safe_dump(doc))
     return out
+
+
+def audit_env(tmp: Path) -> dict[str, str]:
+    """The worker's audit trail to a file, checkpoints signed every 100 entries."""
+    write_keypair(tmp / "audit.pem", tmp / "audit.pub")
+    return {
+        "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp / "audit.pem"),
+        "STREAMPROC_AUDIT_FILE": str(tmp / "audit.log"),
+        "STREAMPROC_AUDIT_CHECKPOINT_EVERY": "100",
+    }
+
+
+def pin_policy(topology: Path, keyring: Path) -> Path:
+    """Approve the topology's current policy (compliance.approved_policy_fingerprint)."""
+    flow = build_flow(load_topology(topology), Settings(), Keyring.load(keyring))
+    doc = yaml.safe_load(topology.read_text())
+    doc["compliance"] = {"approved_policy_fingerprint": flow.plan.fingerprint}
+    topology.write_text(yaml.safe_dump(doc))
+    return topology
 
 
 def query(obs: LocalObserve, promql: str) -> list[dict[str, Any]]:
@@ -172,7 +196,7 @@ def stack(
         kafka_bootstrap, "access", "containment", "access-dlq", "raw", "clean", "dlq"
     )
     detect = det.write_topology(tmp, staged, src, sink, dlq, threshold=staged.page_threshold)
-    sanitize = san.write_topology(tmp, c_src, c_sink, c_dlq, None)
+    sanitize = pin_policy(san.write_topology(tmp, c_src, c_sink, c_dlq, None), staged.keyring)
     port = san.free_port()
     hook = Webhook()
     obs = LocalObserve(
@@ -201,6 +225,7 @@ def stack(
         log_path=tmp / "worker.log",
         bootstrap=kafka_bootstrap,
         data_dir=tmp / "worker-data",
+        env=audit_env(tmp),
     )
     try:
         obs.start()
@@ -308,6 +333,52 @@ def test_no_alert_for_a_healthy_worker(stack: Stack) -> None:
     names = {a["metric"]["alertname"] for a in alerts}
     assert "StreamprocWorkerDown" not in names
     assert "StreamprocConsumerLagHigh" not in names
+
+
+def _values(obs: LocalObserve, promql: str, label: str) -> dict[str, float]:
+    return {r["metric"][label]: float(r["value"][1]) for r in query(obs, promql)}
+
+
+def test_privacy_health_is_scraped(stack: Stack) -> None:
+    t = f'topology="{stack.sanitize_name}"'
+    checks = _values(stack.obs, f"streamproc_compliance_check{{{t}}}", "check")
+    # Pinned policy, fresh keys; not strict, unannotated fields dropped, a dead-letter burst.
+    assert checks == {
+        "policy_approved": 1.0,
+        "key_age": 1.0,
+        "strict": 0.0,
+        "no_unannotated_drops": 0.0,
+        "dead_letter_budget": 0.0,
+    }
+    assert _values(stack.obs, f"streamproc_compliant{{{t}}}", "topology") == {
+        stack.sanitize_name: 0.0
+    }
+    # Records were produced seconds ago (their source timestamps are wall-clock).
+    ages = _values(stack.obs, f"streamproc_data_age_seconds{{{t}}}", "topology")
+    assert 0 < ages[stack.sanitize_name] < 120
+    keys = _values(stack.obs, f"streamproc_key_age_seconds{{{t}}}", "key")
+    assert keys and all(0 <= v < 600 for v in keys.values())
+    share = _values(stack.obs, f"streamproc_dead_letter_share{{{t}}}", "topology")
+    assert share[stack.sanitize_name] == pytest.approx((N_BAD + 1) / (N_GOOD + N_BAD + 1))
+
+
+def test_audit_trail_is_scraped(stack: Stack) -> None:
+    got = wait_query(stack.obs, "streamproc_audit_checkpoints > 0")
+    assert got[0]["metric"]["worker"] == stack.worker.args[stack.worker.args.index("--app-id") + 1]
+    entries = query(stack.obs, "streamproc_audit_entries")
+    assert float(entries[0]["value"][1]) > N_BAD  # one entry per dead letter at least
+
+
+def test_compliance_alert_names_the_failing_check(stack: Stack) -> None:
+    _at, alert = stack.hook.wait(
+        lambda a: (
+            a["labels"]["alertname"] == "StreamprocComplianceFailed"
+            and a["labels"]["check"] == "strict"
+        ),
+        timeout=60,
+    )
+    assert alert["labels"]["topology"] == stack.sanitize_name
+    _check_principal_free(alert, stack.principals)
 
 
 def _listening(pid: int) -> list[str]:
