@@ -21,6 +21,7 @@ GROUPS: tuple[str, ...] = (
     "keys",
     "schema",
     "sanitize",
+    "report",
     "reveal",
     "worker",
     "dlq",
