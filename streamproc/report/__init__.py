@@ -7,7 +7,15 @@ see :mod:`streamproc.report.build` (figures) and :mod:`streamproc.report.page` (
 from __future__ import annotations
 
 from streamproc.report.build import Report, build_report, report_from_files
-from streamproc.report.data import ReportError, load_inputs
+from streamproc.report.data import ReportError, inputs_for, load_inputs
 from streamproc.report.page import render
 
-__all__ = ["Report", "ReportError", "build_report", "load_inputs", "render", "report_from_files"]
+__all__ = [
+    "Report",
+    "ReportError",
+    "build_report",
+    "inputs_for",
+    "load_inputs",
+    "render",
+    "report_from_files",
+]

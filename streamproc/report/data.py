@@ -52,6 +52,12 @@ class Inputs:
 
 
 def load_inputs(schema: Path, raw: Path, sanitized: Path) -> Inputs:
+    """The policy of ``schema`` and the records of both container files."""
+    return inputs_for(schema, _read(raw), _read(sanitized))
+
+
+def inputs_for(schema: Path, raw: list[dict[str, Any]], sanitized: list[dict[str, Any]]) -> Inputs:
+    """The same from records in memory (``streamproc demo`` reports on its own flow)."""
     plan = derive_schema(schema)
     notes = dict(_annotations(read_schema_json(schema)[0]))
     fields = tuple(
@@ -67,7 +73,7 @@ def load_inputs(schema: Path, raw: Path, sanitized: Path) -> Inputs:
         for f in plan.lineage
         if f.origin != "container"
     )
-    return Inputs(plan.schema_file, plan.fingerprint, fields, _read(raw), _read(sanitized))
+    return Inputs(plan.schema_file, plan.fingerprint, fields, raw, sanitized)
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streamproc.cli.main import main
@@ -9,9 +11,16 @@ from streamproc.cli.main import main
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_end_to_end(kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--broker", kafka_bootstrap, "--records", "3000"]) == 0
+def test_demo_runs_end_to_end(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    argv = ["demo", "--broker", kafka_bootstrap, "--records", "3000", "--report", str(report)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
+    assert f"steward's report (customer flow): {report}" in out
+    assert '<svg class="plot"' in report.read_text()
+    assert "dashboard: deploy/grafana/dashboards/streamproc.json" in out
     assert "RESULT: OK" in out
     assert "sanitized out    3000" in out
     assert "raw sensitive values found in sanitized records or keys: 0" in out
