@@ -213,6 +213,7 @@ class LocalObserve:
         for srv in self._servers():
             while not _answers(srv.ready_url):
                 if srv.kind not in self.pids():
+                    self.stop()
                     raise LocalObserveError(
                         f"{srv.kind} exited during start-up; see {srv.log_file}:\n"
                         f"{_tail(srv.log_file)}"
