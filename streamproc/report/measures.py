@@ -8,6 +8,7 @@ edges are rounded percentiles), and every group under ``k`` records is suppresse
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.report.data import NUMERIC_KINDS, FieldPolicy, column, get_path
+from streamproc.report.data import EPOCH, NUMERIC_KINDS, FieldPolicy, column, get_path
 
 BINS = 20
 SUPPRESSED = "(groups < k)"
@@ -52,10 +53,20 @@ def sig(x: float, digits: int = 3) -> str:
     return f"{round(x, digits - 1 - math.floor(math.log10(abs(x)))):g}"
 
 
-def _numeric_dist(values: Sequence[float | None], edges: np.ndarray) -> Dist:
+def edge_label(kind: str, edge: float) -> str:
+    """A bin edge as text: dates to the month, timestamps to the day (coarser than any raw
+    value), numbers to 3 significant digits."""
+    if kind == "date":
+        return (EPOCH + dt.timedelta(days=int(edge))).strftime("%Y-%m")
+    if kind == "timestamp":
+        return dt.datetime.fromtimestamp(edge, dt.UTC).strftime("%Y-%m-%d")
+    return sig(edge)
+
+
+def _numeric_dist(kind: str, values: Sequence[float | None], edges: np.ndarray) -> Dist:
     xs = np.array([v for v in values if v is not None], dtype=float)
     counts, _ = np.histogram(np.clip(xs, edges[0], edges[-1]), bins=edges)
-    labels = tuple(sig(float(e)) for e in edges[:-1])
+    labels = tuple(edge_label(kind, float(e)) for e in edges[:-1])
     nulls = len(values) - len(xs)
     return Dist("numeric", labels, tuple(int(c) for c in counts), len(values), nulls, len(set(xs)))
 
@@ -115,7 +126,7 @@ def distribution(
 ) -> Dist:
     """The plotted distribution of one column; ``named`` allows category names to show."""
     if kind in NUMERIC_KINDS:
-        return _numeric_dist(values, edges if edges is not None else _edges(values))
+        return _numeric_dist(kind, values, edges if edges is not None else _edges(values))
     if kind == "text":
         cats = _categories(values, k, named=named)
         hidden = cats.counts[-1] if cats.labels and cats.labels[-1] == SUPPRESSED else 0

@@ -15,6 +15,7 @@ from streamproc.report.measures import (
     SUPPRESSED,
     _measure_risk,
     distribution,
+    edge_label,
     field_figures,
     info_loss,
     sig,
@@ -115,3 +116,10 @@ def test_scalar_kinds() -> None:
     assert scalar(dt.date(1970, 1, 11)) == ("date", 10.0)
     assert scalar(dt.datetime(1970, 1, 1, 0, 1, tzinfo=dt.UTC)) == ("timestamp", 60.0)
     assert scalar("x") == ("text", "x")
+
+
+def test_date_and_time_bins_are_coarser_than_any_value() -> None:
+    days = [float(d) for d in range(0, 20_000, 7)]
+    d = distribution("date", days, 5, named=False)
+    assert all(len(lbl) == 7 and lbl[4] == "-" for lbl in d.labels)  # YYYY-MM
+    assert edge_label("timestamp", 86_400.0 * 365) == "1971-01-01"
