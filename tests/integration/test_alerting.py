@@ -172,6 +172,7 @@ class Stack:
     principals: set[str]
     victim: str
     containment_at: float  # broker timestamp of the first containment message (s)
+    burst_at: float  # when the dead-letter burst was produced (s)
 
 
 def _topics(bootstrap: str, *names: str) -> list[str]:
@@ -281,12 +282,21 @@ def _run_scenario(
     produce(bootstrap, c_src, [bad])
     wait_query(obs, f'streamproc_dead_letters_total{{topology="{sname}"}}')
     produce(bootstrap, c_src, [bad] * N_BAD)
+    burst_at = time.time()
 
     trace = with_events(staged.normal, staged.exfil)
     det.produce_events(bootstrap, src, trace)
     at = _first_message_time(bootstrap, sink, timeout=90)
     return Stack(
-        obs, hook, worker, dname, sname, {e["principal"] for e in trace}, staged.victim, at
+        obs,
+        hook,
+        worker,
+        dname,
+        sname,
+        {e["principal"] for e in trace},
+        staged.victim,
+        at,
+        burst_at,
     )
 
 
@@ -321,9 +331,10 @@ def test_containment_alert_reaches_the_webhook(stack: Stack) -> None:
 
 
 def test_dead_letters_rising_alert_reaches_the_webhook(stack: Stack) -> None:
-    _at, alert = stack.hook.wait(
+    at, alert = stack.hook.wait(
         lambda a: a["labels"]["alertname"] == "StreamprocDeadLettersRising", timeout=60
     )
+    print(f"\nalert latency, dead-letter burst produced -> webhook: {at - stack.burst_at:.2f} s")
     assert alert["labels"]["topology"] == stack.sanitize_name
     assert alert["labels"]["reason"] == "bad_magic"
     assert alert["labels"]["severity"] == "ticket"
