@@ -91,8 +91,8 @@ model: venv
 	$(SP) detector train --events .cache/baseline.jsonl --model models/access-detector.skops
 
 lint: venv
-	$(VENV)/bin/ruff check streamproc tests load
-	$(VENV)/bin/ruff format --check streamproc tests load
+	$(VENV)/bin/ruff check streamproc tests load deploy/grafana
+	$(VENV)/bin/ruff format --check streamproc tests load deploy/grafana
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -154,6 +154,7 @@ DRAWN = """
 """
 
 
+@pytest.mark.slow
 def test_chromium_renders_every_plot_without_errors(made: Made, tmp_path: Path) -> None:
     with open_page(made.html.as_uri()) as page:
         plots = page.evaluate(DRAWN)
