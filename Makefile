@@ -10,13 +10,14 @@ SP := $(VENV)/bin/streamproc
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv kafka-jars kafka-up kafka-down kafka-status test test-unit demo bench fuzz model lint typecheck clean
+.PHONY: help deps venv kafka-jars kafka-up kafka-down kafka-status observe-up observe-down test test-unit demo bench fuzz model lint typecheck clean
 
 help:
-	@echo "make demo | make test | make kafka-up | make kafka-down | make bench | make fuzz | make model | make lint"
+	@echo "make demo | make test | make kafka-up | make kafka-down | make observe-up | make observe-down | make bench | make fuzz | make model | make lint"
 
-# Debian packages the commands need (Java 17 for the broker, Maven for its jars, promtool
-# for alert rules). Installed only when missing; needs root or sudo.
+# Debian packages the commands need (Java 17 for the broker, Maven for its jars, Prometheus,
+# promtool and Alertmanager for alerts, Chromium for report tests). Installed only when
+# missing; needs root or sudo.
 deps:
 	@.ci/install-debian-deps
 
@@ -42,6 +43,19 @@ kafka-down: venv
 
 kafka-status: venv
 	@$(SP) kafka status
+
+# A local Prometheus (:9490) and Alertmanager (:9493) on loopback with the project's scrape
+# config, rules and route; they scrape the worker at OBSERVE_TARGET and deliver alerts to
+# OBSERVE_WEBHOOK. Data and PID files under .cache/observe/.
+OBSERVE_TARGET ?= 127.0.0.1:9464
+OBSERVE_WEBHOOK ?= http://127.0.0.1:9499/alerts
+observe-up: deps venv
+	@$(SP) observe up --config deploy/prometheus/prometheus.yml \
+	  --rules deploy/prometheus/rules.yml --alertmanager-config deploy/alertmanager/alertmanager.yml \
+	  --target $(OBSERVE_TARGET) --webhook $(OBSERVE_WEBHOOK)
+
+observe-down: venv
+	@$(SP) observe down
 
 # Starts the broker if none answers, runs the whole suite, stops what it started.
 test: kafka-jars
@@ -80,11 +94,11 @@ model: venv
 	$(SP) detector train --events .cache/baseline.jsonl --model models/access-detector.skops
 
 lint: venv
-	$(VENV)/bin/ruff check streamproc tests load
-	$(VENV)/bin/ruff format --check streamproc tests load
+	$(VENV)/bin/ruff check streamproc tests load deploy/grafana
+	$(VENV)/bin/ruff format --check streamproc tests load deploy/grafana
 
 typecheck: venv
 	$(VENV)/bin/mypy
 
-clean: kafka-down
-	rm -rf .cache/kafka/default .cache/worker
+clean: kafka-down observe-down
+	rm -rf .cache/kafka/default .cache/worker .cache/observe/default

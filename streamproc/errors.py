@@ -125,6 +125,10 @@ class LocalKafkaError(KafkaError):
     """The project's local broker could not be fetched, formatted, started or stopped."""
 
 
+class LocalObserveError(StreamprocError):
+    """The local Prometheus or Alertmanager could not be configured, started or stopped."""
+
+
 class AclError(KafkaError):
     """ACL planning or application failed."""
 

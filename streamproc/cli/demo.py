@@ -34,6 +34,7 @@ from streamproc.examples import examples_dir
 from streamproc.keys import Keyring
 from streamproc.pipeline import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import Plan, compile_plan
+from streamproc.report import build_report, inputs_for, render
 from streamproc.risk import RiskReport, measure, quasi_fields
 from streamproc.testing.access import (
     AccessEncoder,
@@ -59,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--schemas", default=str(examples_dir() / "schemas"), help="schema folder")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=Path("streamproc-demo-report.html"),
+        help="where the steward's report of the customer flow goes",
+    )
     p.set_defaults(func=run)
 
 
@@ -97,8 +104,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"streamproc demo {run_id}: broker {settings.broker}, work folder {work}")
     Keyring.generate().save(demo.keyring)
     try:
-        ok = customers_flow(demo, args.records)
+        ok = customers_flow(demo, args.records, args.report)
         access_ok = access_flow(demo)
+        print()
+        print(f"steward's report (customer flow): {args.report.resolve()}")
+        print(
+            "dashboard: deploy/grafana/dashboards/streamproc.json in the checkout (docker "
+            "compose up provisions it); alerts: make observe-up"
+        )
         return 0 if ok and access_ok else 1
     finally:
         if not args.keep:
@@ -228,7 +241,20 @@ def _print_risk(plan: Plan, raws: list[dict[str, Any]], out: list[Any]) -> None:
     print(risk_line("sanitized", measure(clean, kept)))
 
 
-def customers_flow(demo: Demo, n: int) -> bool:
+def _write_report(out: Path, schema: Path, plan: Plan, raws: list[dict[str, Any]]) -> None:
+    """The steward's report of the demo's own records (v2 ones), sanitized by its policy."""
+    names = {f["name"] for f in plan.source_schema_json["fields"]}
+    full = [r for r in raws if set(r) >= names]
+    sanitized = [plan.sanitize(dict(r)) for r in full]
+    report = build_report(inputs_for(schema, full, sanitized))
+    out.write_text(render(report), encoding="utf-8")
+    print(
+        f"report: {len(full)} records; k_min on the quasi-identifiers "
+        f"{report.risk_raw.k_min} raw -> {report.risk_sanitized.k_min} sanitized"
+    )
+
+
+def customers_flow(demo: Demo, n: int, report: Path) -> bool:
     """Sanitize ``n`` customer profiles through a real worker; True when all is accounted for."""
     raw, clean, dlq = demo.topics("customers", "raw", "clean", "dlq")
     kafka.create_topics(demo.conf, (raw, clean, dlq))
@@ -244,6 +270,7 @@ def customers_flow(demo: Demo, n: int) -> bool:
         _print_summary(n + n_bad, out, dead, time.monotonic() - t0, clean, dlq)
         _print_twin(demo, plan, raw, out[0], v1)
         _print_risk(plan, raws, out)
+        _write_report(report, demo.schemas / "customer_profile.avsc", plan, raws)
         print()
         print(
             f"lineage (OpenLineage RunEvent) -> topic demo.{demo.run_id}.lineage and "

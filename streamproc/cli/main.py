@@ -21,6 +21,8 @@ from streamproc.cli import (
     dlq,
     kafka,
     keys,
+    observe,
+    report,
     reveal,
     risk,
     sanitize,
@@ -32,9 +34,11 @@ from streamproc.errors import StreamprocError
 # Command groups, in the order they appear in --help.
 GROUPS: tuple[ModuleType, ...] = (
     kafka,
+    observe,
     keys,
     schema,
     sanitize,
+    report,
     reveal,
     risk,
     worker,

@@ -51,6 +51,15 @@ class SinkSpec:
 
 
 @dataclass(frozen=True)
+class ComplianceSpec:
+    """What the topology's compliance status is judged against (``docs/metrics.md``)."""
+
+    approved_policy_fingerprint: str | None = None  # unset: the policy is not approved
+    max_key_age_days: int = 90
+    dead_letter_budget: float = 0.001  # share of records
+
+
+@dataclass(frozen=True)
 class Topology:
     """One validated flow."""
 
@@ -71,6 +80,7 @@ class Topology:
     audit_topic: str | None = "streamproc.audit"
     limits: Limits = field(default_factory=Limits)
     detector: Mapping[str, Any] = field(default_factory=dict)
+    compliance: ComplianceSpec = field(default_factory=ComplianceSpec)
 
 
 class _Reader:
@@ -142,6 +152,23 @@ def _guarantee(r: _Reader) -> str:
     if value not in _GUARANTEES:
         raise r._err("processing_guarantee", f"must be one of {', '.join(_GUARANTEES)}")
     return str(value)
+
+
+def _compliance(r: _Reader) -> ComplianceSpec:
+    c = r.sub("compliance", None)
+    if c is None:
+        return ComplianceSpec()
+    default = ComplianceSpec()
+    budget = c.get("dead_letter_budget", (int, float), default.dead_letter_budget)
+    if isinstance(budget, bool) or not 0.0 <= budget <= 1.0:
+        raise c._err("dead_letter_budget", "must be a share between 0 and 1")
+    spec = ComplianceSpec(
+        approved_policy_fingerprint=c.get("approved_policy_fingerprint", str, None),
+        max_key_age_days=c.positive("max_key_age_days", default.max_key_age_days),
+        dead_letter_budget=float(budget),
+    )
+    c.check_unknown()
+    return spec
 
 
 def read_yaml_mapping(p: Path, what: str, error: type[StreamprocError]) -> dict[str, Any]:
@@ -295,6 +322,7 @@ def load_topology(path: str | Path) -> Topology:
         audit_topic=r.get("audit_topic", str, "streamproc.audit"),
         limits=_limits(r),
         detector=detector,
+        compliance=_compliance(r),
     )
     r.check_unknown()
     if len({topo.source.topic, topo.sink.topic, topo.dead_letter}) != 3:

@@ -198,6 +198,15 @@ class Keyring:
         self._versions(name)
         return self._current[name]
 
+    def created(self, name: str, version: int | None = None) -> datetime:
+        """When a version of ``name`` (the current one by default) was created (UTC)."""
+        versions = self._versions(name)
+        v = self._current[name] if version is None else version
+        if v not in versions:
+            raise KeyNotFoundError(f"key {name!r} has no version {v}")
+        when = datetime.fromisoformat(versions[v].created)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
     def rotate(self, name: str) -> int:
         """Add a new version of ``name`` (creating the key if new); it becomes current."""
         check_key_name(name)

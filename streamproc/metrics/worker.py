@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from streamproc.metrics.health import AuditHealth, PrivacyHealth
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -84,6 +86,13 @@ class WorkerMetrics:
             ["topology"],
             registry=r,
         )
+
+        # Data age, key age, compliance (streamproc.metrics.health).
+        self.health = PrivacyHealth(r, self.consumer_lag)
+
+    def watch_audit(self, audit: object, worker: str) -> None:
+        """Export the worker's audit trail (entries, checkpoints, checkpoint age)."""
+        AuditHealth(self.registry, audit, worker)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` on ``addr:port`` (0 = do not serve)."""

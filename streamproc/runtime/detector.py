@@ -24,7 +24,7 @@ from streamproc.acl import Enforcer, load_principals
 from streamproc.audit import AuditKind, AuditLog
 from streamproc.config.settings import Settings
 from streamproc.config.topology import Topology, lexical_path, load_topology
-from streamproc.detector import Containment
+from streamproc.detector import Containment, RecommendedAction
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.build import build_detect_flow
@@ -226,6 +226,9 @@ def _batch_handler(
     m_events = metrics.access_events.labels(name)
     m_anomalies = metrics.anomalies.labels(name)
     m_latency = metrics.processing.labels(name)
+    # Every action's counter exists from start (at 0): the first containment is an increase.
+    for action in RecommendedAction:
+        metrics.containments.labels(name, action.value)
 
     async def handle(messages: list[Any], cache: StateCache) -> None:
         res = flow.process(messages, cache)

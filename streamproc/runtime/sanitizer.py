@@ -13,7 +13,7 @@ from typing import Any
 
 import faust
 
-from streamproc.metrics import WorkerMetrics
+from streamproc.metrics import WorkerMetrics, compliance_inputs
 from streamproc.pipeline import Sanitized, SanitizeFlow
 from streamproc.runtime.batching import (
     BatchOutput,
@@ -41,6 +41,9 @@ class _Counters:
         self.transforms = {a: metrics.transforms.labels(name, a) for a in self.per_record}
         for key, version in flow.plan.key_versions.items():
             metrics.key_version.labels(name, key).set(version)
+        self.health = metrics.health
+        self.name = name
+        self.health.watch(name, compliance_inputs(flow))
 
     def batch_done(self, n_in: int, n_out: int, timestamps: list[float]) -> None:
         now = time.time()
@@ -48,6 +51,7 @@ class _Counters:
             self.latency.observe(max(0.0, now - ts))
         self.records_in.inc(n_in)
         self.records_out.inc(n_out)
+        self.health.sanitized(self.name, n_in, n_in - n_out, max(timestamps, default=None))
         for action, n in self.per_record.items():
             self.transforms[action].inc(n * n_out)
 

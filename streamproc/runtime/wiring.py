@@ -112,7 +112,7 @@ def add_topologies(
             flow.plan.fingerprint,
         )
     if audit is not None:
-        _add_audit_tasks(app, audit)
+        _add_audit_tasks(app, audit, metrics)
     _add_lineage_task(app, lineage_events)
     return metrics
 
@@ -132,8 +132,9 @@ def _lineage_event(settings: Settings, topo: Topology, flow: SanitizeFlow) -> st
     return to_json(event)
 
 
-def _add_audit_tasks(app: faust.App, audit: AuditLog) -> None:
+def _add_audit_tasks(app: faust.App, audit: AuditLog, metrics: WorkerMetrics) -> None:
     """Checkpoint the audit trail every 5 s; record the worker's stop and close it."""
+    metrics.watch_audit(audit, str(app.conf.id))
 
     @app.timer(5.0)
     async def audit_checkpoint() -> None:

@@ -93,8 +93,10 @@ def test_installed_package_is_not_the_checkout(installed: Path, tmp_path: Path) 
 
 
 def test_demo_runs_end_to_end(installed: Path, kafka_bootstrap: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    argv = [*DEMO_ARGS, "--report", str(report), "--broker", kafka_bootstrap]
     proc = subprocess.run(
-        [str(installed / "bin" / "streamproc"), *DEMO_ARGS, "--broker", kafka_bootstrap],
+        [str(installed / "bin" / "streamproc"), *argv],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -103,6 +105,9 @@ def test_demo_runs_end_to_end(installed: Path, kafka_bootstrap: str, tmp_path: P
     )
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    assert f"steward's report (customer flow): {report}" in out
+    assert '<svg class="plot"' in report.read_text()
+    assert "dashboard: deploy/grafana/dashboards/streamproc.json" in out
     assert "RESULT: OK" in out
     assert "sanitized out    3000" in out
     assert "raw sensitive values found in sanitized records or keys: 0" in out

@@ -19,7 +19,14 @@ def _compose() -> dict:
 
 def test_services_present() -> None:
     services = _compose()["services"]
-    assert set(services) >= {"kafka", "schema-registry", "worker", "prometheus", "grafana"}
+    assert set(services) >= {
+        "kafka",
+        "schema-registry",
+        "worker",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
 
 
 def test_kafka_image_matches_local_broker_version() -> None:
@@ -66,3 +73,15 @@ def test_dockerfile_default_command_uses_shipped_topologies() -> None:
     for part in cmd.split('"'):
         if part.startswith("topologies/"):
             assert (ROOT / part).exists(), part
+
+
+def test_alertmanager_service_uses_the_project_route() -> None:
+    services = _compose()["services"]
+    am = services["alertmanager"]
+    assert "--cluster.listen-address=" in am["command"]
+    for mount in am["volumes"]:
+        assert (ROOT / mount.split(":")[0]).exists()
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    target = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0]
+    assert target == "alertmanager:9093"
+    assert "9093:9093" in am["ports"]
