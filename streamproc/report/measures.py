@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.report.data import EPOCH, NUMERIC_KINDS, FieldPolicy, column, get_path
+from streamproc.report.data import EPOCH, NUMERIC_KINDS, FieldPolicy, column
+from streamproc.risk import measure
 
 BINS = 20
 SUPPRESSED = "(groups < k)"
@@ -270,23 +271,11 @@ class Risk:
 
 
 def _measure_risk(records: list[dict[str, Any]], quasi: Sequence[str], k: int) -> Risk:
-    """k-anonymity figures of ``records`` on the ``quasi`` paths.
-
-    PRIVATE STAND-IN, to be replaced by ``streamproc.risk.measure(records, quasi, k=k)``
-    (risk issue 13) when it lands: same figures (k_min, unique_share, below_k_share).
-    """
-    groups = Counter(tuple(str(get_path(r, q)) for q in quasi) for r in records)
-    n = len(records)
-    if not n or not quasi:
-        return Risk(tuple(quasi), n, 0, 0, 0.0, 0.0)
-    return Risk(
-        tuple(quasi),
-        n,
-        len(groups),
-        min(groups.values()),
-        sum(c for c in groups.values() if c == 1) / n,
-        sum(c for c in groups.values() if c < k) / n,
-    )
+    """k-anonymity figures of ``records`` on the ``quasi`` paths (``streamproc risk``'s)."""
+    if not records or not quasi:
+        return Risk(tuple(quasi), len(records), 0, 0, 0.0, 0.0)
+    r = measure(records, quasi, k=k)
+    return Risk(tuple(quasi), r.records, r.classes, r.k_min or 0, r.unique_share, r.below_k_share)
 
 
 def risk(
