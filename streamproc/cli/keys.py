@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from streamproc.config import load_keyring
 from streamproc.errors import KeyringError
-from streamproc.keys import DEFAULT_NAMES, Keyring, load_keyring
+from streamproc.keys import DEFAULT_NAMES, Keyring
 
 log = logging.getLogger("streamproc.keys")
 

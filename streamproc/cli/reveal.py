@@ -20,8 +20,9 @@ from typing import Any
 
 import fastavro
 
+from streamproc.config import load_keyring
 from streamproc.errors import ConfigError, DecodeError, RevealError
-from streamproc.keys import Keyring, load_keyring
+from streamproc.keys import Keyring
 from streamproc.transforms.encrypt import is_token, reveal
 
 log = logging.getLogger("streamproc.reveal")

@@ -23,8 +23,8 @@ from fastavro.read import SchemaResolutionError
 
 from streamproc.avro.schema import same_decoding
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
+from streamproc.config import load_keyring
 from streamproc.errors import DecodeError, SchemaError, TransformError
-from streamproc.keys import load_keyring
 from streamproc.pipeline.batch import sanitize_chunks
 from streamproc.policy import Plan, compile_plan, describe_plan
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
-from streamproc.config import load_settings
-from streamproc.keys import Keyring, load_keyring
+from streamproc.config import load_keyring, load_settings
+from streamproc.keys import Keyring
 from streamproc.policy import derive_schema
 
 

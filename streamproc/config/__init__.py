@@ -7,7 +7,15 @@ from streamproc.config.settings import (
     Settings,
     broker_hosts,
     is_loopback,
+    load_keyring,
     load_settings,
 )
 
-__all__ = ["DEFAULT_BROKER", "Settings", "broker_hosts", "is_loopback", "load_settings"]
+__all__ = [
+    "DEFAULT_BROKER",
+    "Settings",
+    "broker_hosts",
+    "is_loopback",
+    "load_keyring",
+    "load_settings",
+]

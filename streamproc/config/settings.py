@@ -7,6 +7,7 @@ Every process (worker, CLI, load tools) builds its Kafka client configuration fr
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamproc.errors import InsecureTransportError
+from streamproc.errors import InsecureTransportError, KeyringError
+from streamproc.keys import Keyring
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
@@ -128,3 +130,12 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment with explicit (e.g. command-line) overrides on top."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)
+
+
+def load_keyring(path: str | os.PathLike[str] | None = None) -> Keyring:
+    """Load the keyring at ``path``, else at ``STREAMPROC_KEYRING``; KeyringError if neither."""
+    if path is None:
+        path = load_settings().keyring
+    if path is None:
+        raise KeyringError("no keyring given: use --keyring PATH or set STREAMPROC_KEYRING")
+    return Keyring.load(path)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from streamproc.keys.keyring import DEFAULT_NAMES, Keyring, check_key_name, load_keyring
+from streamproc.keys.keyring import DEFAULT_NAMES, Keyring, check_key_name
 
-__all__ = ["DEFAULT_NAMES", "Keyring", "check_key_name", "load_keyring"]
+__all__ = ["DEFAULT_NAMES", "Keyring", "check_key_name"]

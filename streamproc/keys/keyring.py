@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from streamproc.config.settings import load_settings
 from streamproc.errors import KeyNotFoundError, KeyringError, RevealError
 
 FORMAT = "streamproc-keyring/1"
@@ -296,12 +295,3 @@ def _new_version() -> _Version:
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         material=os.urandom(MATERIAL_BYTES),
     )
-
-
-def load_keyring(path: str | os.PathLike[str] | None = None) -> Keyring:
-    """Load the keyring at ``path``, else at ``STREAMPROC_KEYRING``; KeyringError if neither."""
-    if path is None:
-        path = load_settings().keyring
-    if path is None:
-        raise KeyringError("no keyring given: use --keyring PATH or set STREAMPROC_KEYRING")
-    return Keyring.load(path)

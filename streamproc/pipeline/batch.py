@@ -31,8 +31,8 @@ import fastavro.write
 from fastavro.read import SchemaResolutionError
 
 from streamproc.avro.schema import same_decoding
+from streamproc.config.settings import load_keyring
 from streamproc.errors import DecodeError, SchemaError, TransformError
-from streamproc.keys import load_keyring
 from streamproc.policy import Plan, compile_plan
 
 CHUNK_RECORDS = 4096  # records per task (whole blocks): IPC cost amortised, memory flat

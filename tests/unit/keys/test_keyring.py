@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from streamproc.config import load_keyring
 from streamproc.errors import KeyNotFoundError, KeyringError, RevealError
-from streamproc.keys import Keyring, load_keyring
+from streamproc.keys import Keyring
 
 
 def material(path: Path) -> list[bytes]:
