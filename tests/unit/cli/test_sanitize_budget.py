@@ -69,11 +69,8 @@ def files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def run(kr: Path, schema: Path, src: Path, out: Path, *extra: str) -> int:
-    return main(
-        ["sanitize", "--schema", str(schema), "--keyring", str(kr), "--no-progress"]
-        + list(extra)
-        + [str(src), str(out)]
-    )
+    head = ["sanitize", "--schema", str(schema), "--keyring", str(kr), "--no-progress"]
+    return main([*head, *extra, str(src), str(out)])
 
 
 def test_budget_over_the_whole_file(
