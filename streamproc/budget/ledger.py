@@ -72,6 +72,10 @@ def _window_fits(spend: _Spend, t: int, cost: int, budget: int, window: int) -> 
     within ``budget``. The heaviest such window starts at ``t`` or at a granted release in
     ``(t - W, t]``, so only those starts are tried."""
     times, units = spend.times, spend.units
+    if not times or t >= times[-1]:
+        # In order (the usual case): nothing lies after t, so the heaviest window containing
+        # t is the one ending at it, (t - W, t].
+        return sum(units[bisect.bisect_right(times, t - window) :]) + cost <= budget
     prefix = [0]
     for u in units:
         prefix.append(prefix[-1] + u)
