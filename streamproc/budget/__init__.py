@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamproc.budget.ledger import Account, BudgetError, BudgetLedger
+from streamproc.budget.ledger import Account, BudgetError, BudgetLedger, BudgetStats
 from streamproc.budget.pseudonyms import SubjectPseudonyms
 
-__all__ = ["Account", "BudgetError", "BudgetLedger", "SubjectPseudonyms"]
+__all__ = ["Account", "BudgetError", "BudgetLedger", "BudgetStats", "SubjectPseudonyms"]

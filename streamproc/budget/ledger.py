@@ -50,6 +50,16 @@ class Account:
     window_ms: int
 
 
+@dataclass(frozen=True)
+class BudgetStats:
+    """What metrics export: counts and totals only, never a subject or a value."""
+
+    subjects: int
+    exhausted_subjects: int  # refused at least once
+    refused: int  # values re-released or nulled
+    epsilon_spent: float  # granted, over all subjects and fields
+
+
 @dataclass
 class _Spend:
     """One account's history for one subject: granted releases sorted by event time."""
@@ -201,6 +211,9 @@ class BudgetLedger:
     @property
     def subjects(self) -> int:
         return len(self._subjects)
+
+    def stats(self) -> BudgetStats:
+        return BudgetStats(self.subjects, self.exhausted_subjects, self.refused, self.epsilon_spent)
 
     def spent(self, pseudonym: bytes, acc: Account, start_ms: int, end_ms: int) -> float:
         """Epsilon granted to the subject on ``acc`` for event times in ``[start, end)``."""

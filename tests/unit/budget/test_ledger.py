@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.budget import BudgetError, BudgetLedger
+from streamproc.budget import BudgetError, BudgetLedger, BudgetStats
 from streamproc.budget.ledger import DAY_MS, to_units
 
 P = b"\x01" * 16
@@ -72,6 +72,7 @@ def test_accounts_and_subjects_are_independent() -> None:
     assert ledger.spend(P, a) and ledger.spend(P, b) and ledger.spend(q, a)
     assert not ledger.spend(P, a)
     assert ledger.epsilon_spent == 3.0 and ledger.subjects == 2
+    assert ledger.stats() == BudgetStats(2, 1, 1, 3.0)
 
 
 def test_bad_accounts_are_refused() -> None:
