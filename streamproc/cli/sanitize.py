@@ -4,6 +4,10 @@ Reads an Avro object container file (its writer schema may be an older, compatib
 fastavro resolves it to the annotated reader schema), sanitizes every record with the
 compiled plan and writes a container file with the derived schema. The output appears only
 when every record succeeded (written to a temporary file, then renamed).
+
+A policy with budgeted noise keeps one budget ledger for the run, at one instant (the run's
+start), so each subject's budget holds over the whole file; it runs inline (``--workers 1``),
+because block-parallel workers would each hold a ledger of their own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from fastavro.read import SchemaResolutionError
 from streamproc.avro.schema import same_decoding
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
 from streamproc.config import load_keyring
-from streamproc.errors import DecodeError, SchemaError, TransformError
+from streamproc.errors import ConfigError, DecodeError, SchemaError, TransformError
 from streamproc.pipeline.batch import sanitize_chunks
 from streamproc.policy import Plan, compile_plan, describe_plan
 
@@ -51,12 +55,17 @@ def register(sub: Any) -> None:
 
 def _sanitize(args: argparse.Namespace) -> int:
     keyring = load_keyring(args.keyring)
+    run_start_ms = time.time_ns() // 1_000_000
     plan = compile_plan(
-        args.schema, keyring, strict=args.strict, tag_actions=load_tag_actions(args.tags)
+        args.schema,
+        keyring,
+        strict=args.strict,
+        tag_actions=load_tag_actions(args.tags),
+        clock=lambda: run_start_ms,  # the whole file is one instant for the budget ledger
     )
     log.info("policy loaded: %s", describe_plan(plan))
     show = not args.no_progress and sys.stderr.isatty()
-    workers = args.workers or len(os.sched_getaffinity(0))
+    workers = _workers(plan, args.workers)
     start = time.perf_counter()
     if workers > 1:
         count = sanitize_file_parallel(
@@ -77,7 +86,27 @@ def _sanitize(args: argparse.Namespace) -> int:
         f"sanitized {count} records ({len(plan.transformed)} fields transformed, "
         f"{len(plan.dropped)} dropped) in {secs:.2f} s ({rate:,.0f} records/s) -> {args.output}"
     )
+    if plan.budget is not None:
+        print(
+            f"budget: {plan.budget.exhausted_subjects} subjects exhausted, "
+            f"{plan.budget.refused} values re-released or nulled, "
+            f"epsilon spent {plan.budget.epsilon_spent:g} in total"
+        )
     return 0
+
+
+def _workers(plan: Plan, asked: int) -> int:
+    """Processes to use: one per CPU by default, but one for a budgeted policy (refusing an
+    explicit ``--workers N``), whose ledger must see the whole file."""
+    if plan.budget is None:
+        return asked or len(os.sched_getaffinity(0))
+    if asked > 1:
+        fields = ", ".join(a.name for a in plan.budget.accounts)
+        raise ConfigError(
+            f"schema {plan.schema_file}: fields {fields} have a per-subject noise budget, "
+            "which needs the whole file in one process; run with --workers 1"
+        )
+    return 1
 
 
 def sanitize_file(

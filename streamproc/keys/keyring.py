@@ -44,6 +44,7 @@ KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SUBKEY_BYTES: Mapping[str, int] = {
     "pseudonymize": 32,
     "date_shift": 32,
+    "budget": 32,
     "aes-gcm": 32,
     "aes-siv": 64,
     "seal": 32,

@@ -32,7 +32,7 @@ from fastavro.read import SchemaResolutionError
 
 from streamproc.avro.schema import same_decoding
 from streamproc.config.settings import load_keyring
-from streamproc.errors import DecodeError, SchemaError, TransformError
+from streamproc.errors import ConfigError, DecodeError, SchemaError, TransformError
 from streamproc.policy import Plan, compile_plan
 
 CHUNK_RECORDS = 4096  # records per task (whole blocks): IPC cost amortised, memory flat
@@ -207,6 +207,11 @@ def sanitize_chunks(
     chunks complete. Raises :class:`DecodeError`, :class:`TransformError` or
     :class:`SchemaError` naming the record index (never a value).
     """
+    if plan.budget is not None and workers > 1:
+        # Each worker would hold its own ledger: a subject's budget would hold per chunk only.
+        raise ConfigError(
+            f"schema {plan.schema_file}: a per-subject noise budget needs one process"
+        )
     try:
         fin = src.open("rb")
     except OSError as exc:

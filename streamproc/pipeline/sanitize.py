@@ -91,6 +91,8 @@ class SanitizeFlow:
         self._key_tag = b"k%d:" % self._key_version
         self._sealer = DeadLetterSealer(keyring, topology.name)
         self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
+        # A budgeted plan's ledger charges each release at the record's event time.
+        self.budget = getattr(plan, "budget", None)
 
     def key_pseudonym(self, key: bytes | None) -> bytes | None:
         if key is None:
@@ -114,6 +116,8 @@ class SanitizeFlow:
             if value is None:
                 raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
             record, ws = self.decoder.decode(value)
+            if self.budget is not None:
+                self.budget.at(timestamp_ms)
             clean = self.plan.sanitize(record)
             out = self.encoder.encode(clean)
         except RecordError as exc:

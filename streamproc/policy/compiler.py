@@ -11,12 +11,13 @@ the derived schema, :mod:`~streamproc.policy.codegen` writes and execs the recor
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamproc.avro.schema import fullname, namespace_of, parse, read_schema_json
+from streamproc.budget import BudgetLedger
 from streamproc.errors import PolicyError, UnannotatedFieldError
 from streamproc.keys import Keyring
 from streamproc.policy.codegen import Entry, Source, unbound
@@ -51,16 +52,21 @@ def compile_plan(
     strict: bool = False,
     tag_actions: Mapping[str, Any] | None = None,
     rng: random.Random | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> Plan:
     """Compile the annotated schema at ``schema`` (a path, or a loaded mapping) into a plan.
 
     ``keyring`` supplies the keys named by pseudonymize/encrypt/date_shift (a missing key is a
     :class:`PolicyError` now, not at the first record). ``strict`` turns unannotated fields
     into :class:`UnannotatedFieldError`. ``tag_actions`` maps Confluent tags to annotations.
-    ``rng`` seeds DP noise for tests; by default noise uses the OS CSPRNG.
+    ``rng`` seeds DP noise for tests; by default noise uses the OS CSPRNG. ``clock``
+    (milliseconds) is the budget ledger's time when no event time is set (default: wall clock).
     """
     doc, label = read_schema_json(schema)
-    return _Compiler(doc, label, keyring, strict, tag_actions, rng, bind=True).build()
+    ledger = BudgetLedger(clock=clock)
+    return _Compiler(
+        doc, label, keyring, strict, tag_actions, rng, bind=True, budget=ledger
+    ).build()
 
 
 def derive_schema(
@@ -147,12 +153,13 @@ class _Compiler:
         rng: random.Random | None,
         *,
         bind: bool,
+        budget: BudgetLedger | None = None,
     ) -> None:
         self.doc = doc
         self.label = label
         self.strict = strict
         self.tag_actions = normalize_tag_actions(tag_actions, f"schema {label}: tag_actions")
-        self.res = Resources(keyring=keyring, rng=rng)
+        self.res = Resources(keyring=keyring, rng=rng, budget=budget)
         self.bind = bind
         self.source_parsed = parse(doc, label)
         self.types = NamedTypes(doc, label)
@@ -171,6 +178,7 @@ class _Compiler:
         stamp(derived, fingerprint, top)
         derived_parsed = parse(derived, f"{self.label} (derived)")
         sanitize = self.src.build(self.label, out.fn_name) if self.bind else unbound(self.label)
+        budget = self.res.budget
         return Plan(
             schema_file=self.label,
             source_schema=self.source_parsed,
@@ -183,6 +191,7 @@ class _Compiler:
             strict=self.strict,
             sanitize=sanitize,
             source_code=self.src.text(),
+            budget=budget if budget is not None and budget.accounts else None,
         )
 
     def _err(self, path: str, message: str) -> PolicyError:
@@ -435,9 +444,9 @@ class _Compiler:
         fn_name = self.src.name("f")
         if self.bind:
             self.src.globals[fn_name] = tr.bind(vtype, ctx, self.res)
-        if not tr.needs_subject:
+        if tr.subject is None:
             return f"{fn_name}({src})", out, False
-        subject_code = self._subject(tr.subject or "", leaf)
+        subject_code = self._subject(tr.subject, leaf)
         return f"{fn_name}({src}, {subject_code})", out, subject_code.startswith("_u")
 
     def _subject(self, subject: str, leaf: _Leaf) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.budget import BudgetLedger
+
 
 @dataclass(frozen=True)
 class FieldLineage:
@@ -39,6 +41,9 @@ class Plan:
     sanitize: Callable[[dict[str, Any]], dict[str, Any]] = field(repr=False)
     #: The generated source of the record functions, for debugging the compiler.
     source_code: str = field(repr=False, default="")
+    #: The per-subject DP budget ledger that ``sanitize`` consults; None when no field is
+    #: budgeted. State, metrics (exhausted subjects, epsilon spent) and snapshots live here.
+    budget: BudgetLedger | None = field(repr=False, default=None)
 
     @property
     def transformed(self) -> tuple[FieldLineage, ...]:

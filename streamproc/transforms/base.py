@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from streamproc.budget.ledger import BudgetLedger
 from streamproc.errors import PolicyError
 from streamproc.keys import Keyring
 
@@ -122,10 +123,12 @@ class FieldContext:
 
 @dataclass(frozen=True)
 class Resources:
-    """What bound transforms may use: the keyring and, for DP noise, a random source."""
+    """What bound transforms may use: the keyring; for DP noise, a random source and the
+    plan's per-subject budget ledger."""
 
     keyring: Keyring | None = None
     rng: random.Random | None = None
+    budget: BudgetLedger | None = None
 
 
 class Params:
@@ -227,7 +230,9 @@ class Transform(ABC):
     kinds: ClassVar[frozenset[str]] = ALL_KINDS
     #: Same input (and subject, for date_shift) -> same output under one key and plan.
     deterministic: ClassVar[bool] = True
-    #: The bound callable takes ``(value, subject_value)`` instead of ``(value)``.
+    #: The bound callable takes ``(value, subject_value)`` instead of ``(value)``. A transform
+    #: whose subject is optional (``noise`` with a budget) leaves this False; the compiler
+    #: passes the subject whenever :attr:`subject` is set.
     needs_subject: ClassVar[bool] = False
     #: None: the transform maps each value (through :meth:`bind`). ``"keep"``: the field passes
     #: through with its type and default; ``"drop"``: it leaves the derived record. Either way
@@ -254,7 +259,8 @@ class Transform(ABC):
 
     @property
     def subject(self) -> str | None:
-        """Field name of the data subject (date_shift), if any."""
+        """Field name of the data subject (date_shift, budgeted noise), if any; when set, the
+        bound callable takes ``(value, subject_value)``."""
         return None
 
     def describe(self) -> str:

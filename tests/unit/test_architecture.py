@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "streamproc"
 # Rooms from the bottom up: a module may import its own room and rooms below it only.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),
-    frozenset({"avro", "keys", "localkafka", "localobserve", "metrics", "examples"}),
+    frozenset({"avro", "keys", "localkafka", "localobserve", "metrics", "examples", "budget"}),
     frozenset({"transforms", "audit", "lineage"}),
     frozenset({"policy", "detector", "risk", "anonymity"}),
     frozenset({"config", "acl"}),

@@ -5,7 +5,9 @@ the policy package was split by phase; a change here changes every consumer's de
 and policy fingerprint, so it must be deliberate (re-record the fixture and say why).
 Re-recorded once since: a kept field with a class carries ``"streamproc": {"action": "keep",
 "class": ...}`` so that risk measures on a sanitized topic find its quasi-identifiers (only
-that attribute changed; the fingerprints did not).
+that attribute changed; the fingerprints did not). Re-recorded again (issue 13): the shipped
+``customer_profile.avsc`` masks ``email`` to a fixed ``length`` of 8, so the shape of an address
+no longer shows; only that entry's mask description, fingerprint and doc stamp changed.
 """
 
 from __future__ import annotations

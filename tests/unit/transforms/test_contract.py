@@ -51,6 +51,8 @@ CASES: dict[str, list[tuple[dict[str, Any], Any, list[Any]]]] = {
         ({"action": "mask", "keep_last": 4, "char": "#"}, "string", ["4111 1111 1111 1111"]),
         ({"action": "mask", "keep_last": 4}, UUID_T, [uuid.UUID(int=12345)]),
         ({"action": "mask"}, {"type": "array", "items": "string"}, [["a1", "b2"], []]),
+        ({"action": "mask", "length": 8, "keep_first": 1}, "string", ["ann.lee@x.io", "", "a"]),
+        ({"action": "mask", "length": 6, "keep_last": 2}, UUID_T, [uuid.UUID(int=99)]),
     ],
     "pseudonymize": [
         ({"action": "pseudonymize"}, "string", ["C-1001", ""]),
@@ -91,6 +93,23 @@ CASES: dict[str, list[tuple[dict[str, Any], Any, list[Any]]]] = {
             },
             ["null", "float"],
             [0.5, None],
+        ),
+        (
+            {"action": "noise", "epsilon": 0.5, "sensitivity": 1, "subject": "sid", "budget": 1},
+            "long",
+            [1, 2, 3, 4],
+        ),
+        (
+            {
+                "action": "noise",
+                "epsilon": 1,
+                "sensitivity": 1,
+                "subject": "sid",
+                "budget": 2,
+                "on_exhausted": "null",
+            },
+            "double",
+            [1.0, 2.0, 3.0],
         ),
     ],
     "date_shift": [

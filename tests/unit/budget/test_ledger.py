@@ -1,0 +1,142 @@
+"""The budget ledger alone: exact accounting, event-time windows, snapshots, metrics."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamproc.budget import BudgetError, BudgetLedger, BudgetStats
+from streamproc.budget.ledger import DAY_MS, to_units
+
+P = b"\x01" * 16
+
+
+def ledger_at(t: list[int]) -> BudgetLedger:
+    return BudgetLedger(clock=lambda: t[0])
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "budget", "releases"),
+    [(0.1, 1.0, 10), (0.3, 1.0, 3), (1.0, 1.0, 1), (0.25, 1.0, 4), (0.7, 2.1, 3), (1 / 3, 1, 2)],
+)
+def test_exact_decimal_accounting(epsilon: float, budget: float, releases: int) -> None:
+    """0.1 ten times is exactly 1.0 (no float drift lets an eleventh through or stops the
+    tenth); a cost that does not divide evenly (1/3) is rounded up, never down."""
+    ledger = BudgetLedger(clock=lambda: 0)
+    acc = ledger.account("f", epsilon=epsilon, budget=budget, window_days=1)
+    granted = [ledger.spend(P, acc) for _ in range(releases + 3)]
+    assert granted == [True] * releases + [False] * 3
+    assert ledger.exhausted_subjects == 1 and ledger.refused == 3
+
+
+def test_units_round_conservatively() -> None:
+    assert to_units(0.1, round_up=True) == 100_000_000
+    assert to_units(1 / 3, round_up=True) == 333_333_334
+    assert to_units(1 / 3, round_up=False) == 333_333_333
+
+
+def test_spent_epsilon_expires_after_the_window() -> None:
+    t = [0]
+    ledger = ledger_at(t)
+    acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=2)
+    assert [ledger.spend(P, acc) for _ in range(3)] == [True, True, False]
+    t[0] = 2 * DAY_MS - 1
+    assert not ledger.spend(P, acc)
+    t[0] = 2 * DAY_MS  # the first two releases leave the window (t - W, t]
+    assert ledger.spend(P, acc) and ledger.spend(P, acc) and not ledger.spend(P, acc)
+
+
+def test_a_late_record_is_charged_against_every_window_it_falls_in() -> None:
+    """Out of order: a release at day 5 must fit both with day 0..7 and day 5..12 neighbours."""
+    t = [0]
+    ledger = ledger_at(t)
+    acc = ledger.account("f", epsilon=1, budget=2, window_days=7)
+    assert ledger.spend(P, acc)  # day 0
+    t[0] = 10 * DAY_MS
+    assert ledger.spend(P, acc)  # day 10
+    t[0] = 5 * DAY_MS
+    assert ledger.spend(P, acc)  # day 5: windows [0, 7) and [5, 12) each hold 2
+    t[0] = 4 * DAY_MS
+    assert not ledger.spend(P, acc)  # [0, 7) would hold 3 (the window ending at day 4 only 2)
+    t[0] = 3 * DAY_MS  # a full window before day 10: refused, its history is gone
+    assert not ledger.spend(P, acc)
+    assert ledger.refused == 2
+
+
+def test_accounts_and_subjects_are_independent() -> None:
+    ledger = BudgetLedger(clock=lambda: 0)
+    a = ledger.account("a", epsilon=1, budget=1, window_days=1)
+    b = ledger.account("b", epsilon=1, budget=1, window_days=1)
+    q = b"\x02" * 16
+    assert ledger.spend(P, a) and ledger.spend(P, b) and ledger.spend(q, a)
+    assert not ledger.spend(P, a)
+    assert ledger.epsilon_spent == 3.0 and ledger.subjects == 2
+    assert ledger.stats() == BudgetStats(2, 1, 1, 3.0)
+
+
+def test_bad_accounts_are_refused() -> None:
+    ledger = BudgetLedger()
+    with pytest.raises(BudgetError, match="account f: budget is smaller"):
+        ledger.account("f", epsilon=2, budget=1, window_days=1)
+    ledger.account("g", epsilon=1, budget=1, window_days=1)
+    with pytest.raises(BudgetError, match="account g: registered twice"):
+        ledger.account("g", epsilon=1, budget=2, window_days=1)
+
+
+def test_snapshot_restore_roundtrip_continues_the_accounting() -> None:
+    t = [0]
+    ledger = ledger_at(t)
+    acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    assert ledger.spend(P, acc)
+    ledger.remember(P, acc, 41.5)
+    assert ledger.drain_dirty() == {P} and ledger.drain_dirty() == set()
+    data = ledger.snapshot(P)
+
+    other = ledger_at(t)
+    acc2 = other.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    other.restore(P, data)
+    assert other.last(P, acc2) == (True, 41.5)
+    assert other.spend(P, acc2) and not other.spend(P, acc2)
+    assert other.exhausted_subjects == 1
+    other.restore(P, data)  # replacing an exhausted subject's state keeps the count right
+    assert other.exhausted_subjects == 0
+
+
+@pytest.mark.parametrize("data", [b"", b"{}", b"not json", b'{"v":9,"x":false,"a":{}}'])
+def test_corrupt_snapshots_fail_closed(data: bytes) -> None:
+    with pytest.raises(BudgetError, match="cannot be restored"):
+        BudgetLedger().restore(P, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 40 * DAY_MS)),
+        max_size=120,
+    ),
+    st.sampled_from([0.1, 0.25, 0.3, 0.5, 1.0]),
+    st.sampled_from([0.5, 1.0, 2.0]),
+    st.integers(1, 10),
+)
+def test_no_window_ever_holds_more_than_the_budget(
+    events: list[tuple[int, int]], epsilon: float, budget: float, days: int
+) -> None:
+    """Any order of event times (late ones included), any subject mix: in every window
+    [s, s + W) the epsilon granted to a subject stays within its budget."""
+    if budget < epsilon:
+        return
+    t = [0]
+    ledger = ledger_at(t)
+    acc = ledger.account("f", epsilon=epsilon, budget=budget, window_days=days)
+    granted: dict[int, list[int]] = {}
+    for subject, ts in events:
+        t[0] = ts
+        if ledger.spend(bytes([subject]) * 16, acc):
+            granted.setdefault(subject, []).append(ts)
+    w = days * DAY_MS
+    cap = to_units(budget, round_up=False)
+    cost = to_units(epsilon, round_up=True)
+    for times in granted.values():
+        for s in times:  # the heaviest window starts at a granted release
+            assert sum(1 for x in times if s <= x < s + w) * cost <= cap
