@@ -20,7 +20,12 @@ log = logging.getLogger("streamproc.detector")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detector", help="access-anomaly detector: train, score, evaluate")
     ds = p.add_subparsers(dest="detector_command", metavar="ACTION", required=True)
+    _register_train(ds)
+    _register_score(ds)
+    _register_evaluate(ds)
 
+
+def _register_train(ds: argparse._SubParsersAction) -> None:
     t = ds.add_parser("train", help="fit the isolation forest on baseline access events")
     t.add_argument("--events", required=True, type=Path, help="baseline events (JSON lines)")
     t.add_argument("--model", required=True, type=Path, help="where to write MODEL.skops")
@@ -74,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
 
+
+def _register_score(ds: argparse._SubParsersAction) -> None:
     s = ds.add_parser("score", help="score access events in time order, one line per event")
     s.add_argument("--model", required=True, type=Path)
     s.add_argument("--events", required=True, type=Path)
@@ -95,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=_score)
 
+
+def _register_evaluate(ds: argparse._SubParsersAction) -> None:
     e = ds.add_parser("evaluate", help="ROC-AUC, PR-AUC, recall, flag rate on labelled events")
     e.add_argument("--model", required=True, type=Path)
     e.add_argument("--events", required=True, type=Path, help="labelled events (JSON lines)")
@@ -107,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from streamproc.detector.events import read_events
+    from streamproc.detector.events import DAY_MS, read_events
     from streamproc.detector.model import Detector, ForestParams
 
     events = read_events(args.events)
@@ -119,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
         volume_cap=args.volume_cap or None,
         population=args.population or None,
         min_history=args.min_history,
-        min_age_ms=int(args.warmup_days * 86_400_000),
+        min_age_ms=int(args.warmup_days * DAY_MS),
         params=ForestParams(
             n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed
         ),

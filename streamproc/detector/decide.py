@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streamproc.detector.events import AccessEvent
+from streamproc.detector.catalog import signs
+from streamproc.detector.events import DAY_MS, AccessEvent
 from streamproc.detector.explain import Reason, explain
 from streamproc.detector.features import PrincipalState
 from streamproc.detector.model import Detector, FeatureReference
@@ -52,22 +53,8 @@ class RecommendedAction(StrEnum):
     REVOKE_SESSIONS = "REVOKE_SESSIONS"
 
 
-_READ_SIGNS = frozenset(
-    {
-        "rows_z",
-        "bytes_z",
-        "volume_rel",
-        "rate_short",
-        "rate_rel",
-        "distinct_window",
-        "distinct_rel",
-        "dataset_rare",
-        "domain_rare",
-        "volume_cusum",
-        "dataset_run",
-    }
-)
-_CREDENTIAL_SIGNS = frozenset({"fail_short"})
+_READ_SIGNS = signs("read")
+_CREDENTIAL_SIGNS = signs("credential")
 _WRITE_ACTIONS = frozenset({"WRITE", "DELETE", "ADMIN"})
 
 
@@ -121,7 +108,7 @@ class Decider:
         *,
         cooldown_ms: int = 30 * 60_000,
         min_history: int = 50,
-        min_age_ms: int = 7 * 86_400_000,
+        min_age_ms: int = 7 * DAY_MS,
         reference: FeatureReference | None = None,
         model_version: str = "unknown",
         suspend_margin: float = 0.02,

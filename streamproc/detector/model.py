@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from streamproc.detector.events import AccessEvent
+from streamproc.detector.catalog import FEATURE_BOUNDS, FEATURE_NAMES, SIGNED_FEATURES
+from streamproc.detector.events import DAY_MS, AccessEvent
 from streamproc.detector.features import (
-    FEATURE_BOUNDS,
-    FEATURE_NAMES,
-    SIGNED_FEATURES,
     FeatureConfig,
     FeatureExtractor,
     featurize,
@@ -172,6 +170,66 @@ def _calibrate(
     return max(point, float(np.quantile(qs, confidence)))
 
 
+def _check_train_args(
+    target_fpr: float,
+    holdout: float,
+    confidence: float,
+    volume_cap: float | None,
+    population: int | None,
+) -> None:
+    if not 0.0 < target_fpr < 0.5:
+        raise DetectorError("target_fpr must be in (0, 0.5)")
+    if not 0.0 < holdout < 1.0:
+        raise DetectorError("holdout must be in (0, 1)")
+    if not 0.5 <= confidence < 1.0:
+        raise DetectorError("confidence must be in [0.5, 1)")
+    if volume_cap is not None and not volume_cap > 0.0:
+        raise DetectorError("volume_cap must be > 0 (or None for no cap)")
+    if population is not None and population < 2:
+        raise DetectorError("population must be >= 2 (or None for the training population)")
+
+
+def _model_version(X_fit: np.ndarray, p: ForestParams, fc: FeatureConfig) -> str:
+    """``iforest-<digest>`` of the fitted rows, the forest parameters and the features."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(X_fit).tobytes())
+    digest.update(
+        json.dumps(
+            [
+                p.n_estimators,
+                p.max_samples,
+                p.random_state,
+                p.background,
+                p.background_reach,
+                fc.to_dict(),
+                FEATURE_NAMES,
+            ]
+        ).encode()
+    )
+    return f"iforest-{digest.hexdigest()[:12]}"
+
+
+def _trained_info(
+    events: Sequence[AccessEvent], p: ForestParams, n_fit: int, folds: int
+) -> dict[str, Any]:
+    """What the model file records about its training run."""
+    ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
+    return {
+        "events": len(events),
+        "fit_rows": int(n_fit),
+        "holdout_rows": int(n_fit),
+        "calibration_folds": folds,
+        "principals": len({e.principal for e in events}),
+        "first_ts": int(ts.min()) if len(ts) else 0,
+        "last_ts": int(ts.max()) if len(ts) else 0,
+        "n_estimators": p.n_estimators,
+        "max_samples": p.max_samples,
+        "random_state": p.random_state,
+        "background": p.background,
+        "background_reach": p.background_reach,
+    }
+
+
 class Detector:
     """A fitted isolation forest plus the feature configuration it was trained with."""
 
@@ -236,7 +294,7 @@ class Detector:
         volume_cap: float | None = 1.0,
         population: int | None = 20,
         min_history: int = 50,
-        min_age_ms: int = 7 * 86_400_000,
+        min_age_ms: int = 7 * DAY_MS,
         params: ForestParams | None = None,
         feature_config: FeatureConfig | None = None,
     ) -> Detector:
@@ -252,20 +310,10 @@ class Detector:
         ``volume_cap`` times the median principal's event count (see :func:`_calibrate`). The
         forest that is kept is fitted on all principals.
         """
-        if not 0.0 < target_fpr < 0.5:
-            raise DetectorError("target_fpr must be in (0, 0.5)")
-        if not 0.0 < holdout < 1.0:
-            raise DetectorError("holdout must be in (0, 1)")
+        _check_train_args(target_fpr, holdout, confidence, volume_cap, population)
         p = params or ForestParams()
         fc = feature_config or FeatureConfig()
-        if not 0.5 <= confidence < 1.0:
-            raise DetectorError("confidence must be in [0.5, 1)")
-        if volume_cap is not None and not volume_cap > 0.0:
-            raise DetectorError("volume_cap must be > 0 (or None for no cap)")
-        if population is not None and population < 2:
-            raise DetectorError("population must be >= 2 (or None for the training population)")
         batch = featurize(FeatureExtractor(fc), events)
-        ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
         mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
         owner = np.array([events[int(i)].principal for i in mature], dtype=object)
         names, who = np.unique(owner, return_inverse=True)
@@ -285,12 +333,12 @@ class Detector:
                 f"not enough baseline events past warm-up: {len(mature)} (need "
                 f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
             )
-        X_all = batch.X[mature]
-        forest = _fit(X_all, p)
+        X_fit = batch.X[mature]
+        forest = _fit(X_fit, p)
         oof = np.empty(len(mature))
         for k in range(folds):
             held = ev_fold == k
-            oof[held] = CompiledForest(_fit(X_all[~held], p)).score(X_all[held])
+            oof[held] = CompiledForest(_fit(X_fit[~held], p)).score(X_fit[held])
         threshold = _calibrate(
             oof,
             who,
@@ -301,23 +349,11 @@ class Detector:
             volume_cap=volume_cap,
             population=population,
         )
-        n_fit = len(mature)
-        X_fit = X_all
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(X_fit).tobytes())
-        digest.update(
-            json.dumps(
-                [
-                    p.n_estimators,
-                    p.max_samples,
-                    p.random_state,
-                    p.background,
-                    p.background_reach,
-                    fc.to_dict(),
-                    FEATURE_NAMES,
-                ]
-            ).encode()
-        )
+        trained = _trained_info(events, p, len(mature), folds) | {
+            "calibration_confidence": confidence,
+            "calibration_volume_cap": volume_cap,
+            "calibration_population": population,
+        }
         return cls(
             forest,
             feature_config=fc,
@@ -326,24 +362,8 @@ class Detector:
             reference=FeatureReference.of(X_fit),
             min_history=min_history,
             min_age_ms=min_age_ms,
-            model_version=f"iforest-{digest.hexdigest()[:12]}",
-            trained={
-                "events": len(events),
-                "fit_rows": int(n_fit),
-                "holdout_rows": int(n_fit),
-                "calibration_folds": folds,
-                "calibration_confidence": confidence,
-                "calibration_volume_cap": volume_cap,
-                "calibration_population": population,
-                "principals": len({e.principal for e in events}),
-                "first_ts": int(ts.min()) if len(ts) else 0,
-                "last_ts": int(ts.max()) if len(ts) else 0,
-                "n_estimators": p.n_estimators,
-                "max_samples": p.max_samples,
-                "random_state": p.random_state,
-                "background": p.background,
-                "background_reach": p.background_reach,
-            },
+            model_version=_model_version(X_fit, p, fc),
+            trained=trained,
         )
 
     # --- persistence -----------------------------------------------------------------------
