@@ -1,0 +1,1 @@
+"""Test helpers and sample generators (trace generators, tamper simulators)."""
