@@ -74,6 +74,13 @@ def _register_train(ds: argparse._SubParsersAction) -> None:
         default=7.0,
         help="days of a principal's history before it is judged (warm-up)",
     )
+    t.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier MODEL.skops whose per-principal state training continues from "
+        "(retraining on newer history carries state forward)",
+    )
     t.add_argument("--trees", type=int, default=300)
     t.add_argument("--max-samples", type=int, default=512)
     t.add_argument("--seed", type=int, default=0)
@@ -85,6 +92,13 @@ def _register_score(ds: argparse._SubParsersAction) -> None:
     s.add_argument("--model", required=True, type=Path)
     s.add_argument("--events", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path, help="SCORES.jsonl (input order)")
+    s.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="events (JSON lines) to fold into the model's per-principal state before "
+        "scoring, unscored (scoring always starts from the state training ended with)",
+    )
     s.add_argument(
         "--containments",
         type=Path,
@@ -120,6 +134,7 @@ def _train(args: argparse.Namespace) -> int:
     from streamproc.detector.model import Detector, ForestParams
 
     events = read_events(args.events)
+    previous = Detector.load(args.previous).states if args.previous is not None else None
     det = Detector.train(
         events,
         target_fpr=args.target_fpr,
@@ -132,6 +147,7 @@ def _train(args: argparse.Namespace) -> int:
         params=ForestParams(
             n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed
         ),
+        initial_states=previous,
     )
     det.save(args.model)
     tr = det.trained
@@ -158,10 +174,14 @@ def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
 
 def _score(args: argparse.Namespace) -> int:
     from streamproc.detector.events import read_events
+    from streamproc.detector.features import featurize
 
     scorer = _scorer(args, args.cooldown_min)
+    states = scorer.detector.initial_states()
+    if args.history is not None:
+        featurize(scorer.extractor, read_events(args.history), states)
     events = read_events(args.events)
-    result = scorer.process(events, {})
+    result = scorer.process(events, states)
     try:
         with args.out.open("w", encoding="utf-8") as fh:
             for s in result.scored:

@@ -26,14 +26,18 @@ from streamproc.detector.events import DAY_MS, AccessEvent
 from streamproc.detector.features import (
     FeatureConfig,
     FeatureExtractor,
+    PrincipalState,
     featurize,
 )
 from streamproc.detector.forest import CompiledForest
+from streamproc.detector.state import copy_state, decode_states, encode_states
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/3"
+MODEL_FORMAT = "streamproc.detector/4"
 #: Formats this version recognises but cannot use (other feature vector); retrain.
-OLD_FORMATS: frozenset[str] = frozenset({"streamproc.detector/1", "streamproc.detector/2"})
+OLD_FORMATS: frozenset[str] = frozenset(
+    {"streamproc.detector/1", "streamproc.detector/2", "streamproc.detector/3"}
+)
 #: Types skops may instantiate when loading a model beyond its built-in safe set.
 TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
@@ -245,6 +249,7 @@ class Detector:
         min_age_ms: int,
         model_version: str,
         trained: dict[str, Any] | None = None,
+        states: dict[str, PrincipalState] | None = None,
     ) -> None:
         if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
             raise DetectorError(
@@ -260,7 +265,18 @@ class Detector:
         self.min_age_ms = int(min_age_ms)
         self.model_version = model_version
         self.trained = dict(trained or {})
+        #: per-principal state at the end of the training events (scoring starts from it)
+        self.states: dict[str, PrincipalState] = dict(states or {})
         self._compiled = CompiledForest(forest)
+
+    def initial_states(self) -> dict[str, PrincipalState]:
+        """Copies of the end-of-training states, to score from (the model's stay intact)."""
+        return {p: copy_state(s) for p, s in self.states.items()}
+
+    def initial_state(self, principal: str) -> PrincipalState | None:
+        """A copy of ``principal``'s end-of-training state, or None if training never saw it."""
+        st = self.states.get(principal)
+        return None if st is None else copy_state(st)
 
     # --- scoring ---------------------------------------------------------------------------
     def extractor(self) -> FeatureExtractor:
@@ -297,6 +313,7 @@ class Detector:
         min_age_ms: int = 7 * DAY_MS,
         params: ForestParams | None = None,
         feature_config: FeatureConfig | None = None,
+        initial_states: dict[str, PrincipalState] | None = None,
     ) -> Detector:
         """Fit on baseline ``events``; calibrate the threshold on principals held out.
 
@@ -313,7 +330,8 @@ class Detector:
         _check_train_args(target_fpr, holdout, confidence, volume_cap, population)
         p = params or ForestParams()
         fc = feature_config or FeatureConfig()
-        batch = featurize(FeatureExtractor(fc), events)
+        states = {p: copy_state(s) for p, s in (initial_states or {}).items()}
+        batch = featurize(FeatureExtractor(fc), events, states)
         mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
         owner = np.array([events[int(i)].principal for i in mature], dtype=object)
         names, who = np.unique(owner, return_inverse=True)
@@ -364,6 +382,7 @@ class Detector:
             min_age_ms=min_age_ms,
             model_version=_model_version(X_fit, p, fc),
             trained=trained,
+            states=states,
         )
 
     # --- persistence -----------------------------------------------------------------------
@@ -388,6 +407,7 @@ class Detector:
             "model_version": self.model_version,
             "trained": json.dumps(self.trained, sort_keys=True),
         }
+        obj["states"], obj["states_sha256"] = encode_states(self.states)
         try:
             sio.dump(obj, Path(path))
         except OSError as exc:
@@ -442,6 +462,7 @@ class Detector:
                 min_age_ms=int(obj["min_age_ms"]),
                 model_version=str(obj["model_version"]),
                 trained=json.loads(obj["trained"]),
+                states=decode_states(str(obj["states"]), str(obj["states_sha256"])),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, DetectorError) as exc:
             raise ModelLoadError(f"model file {p} lacks or garbles a field") from exc
