@@ -65,14 +65,29 @@ def _register_train(ds: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--min-history",
         type=int,
-        default=50,
-        help="events per principal before it is judged (warm-up)",
+        default=0,
+        help="events per principal before it is judged (default 0: every principal is "
+        "judged from its first event, against its peer group while it has little history)",
     )
     t.add_argument(
         "--warmup-days",
         type=float,
-        default=7.0,
-        help="days of a principal's history before it is judged (warm-up)",
+        default=0.0,
+        help="days of a principal's history before it is judged (default 0)",
+    )
+    t.add_argument(
+        "--burn-in-days",
+        type=float,
+        default=3.0,
+        help="days at the start of the events folded into state but not fitted on, while "
+        "every principal is new at once (default 3)",
+    )
+    t.add_argument(
+        "--groups",
+        type=Path,
+        default=None,
+        help="JSON or YAML mapping principal -> peer group (role); principals not in it get "
+        "a learned group (the namespace they use most)",
     )
     t.add_argument(
         "--previous",
@@ -144,6 +159,8 @@ def _train(args: argparse.Namespace) -> int:
         population=args.population or None,
         min_history=args.min_history,
         min_age_ms=int(args.warmup_days * DAY_MS),
+        burn_in_ms=int(args.burn_in_days * DAY_MS),
+        groups=_read_groups(args.groups) if args.groups is not None else None,
         params=ForestParams(
             n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed
         ),
@@ -158,6 +175,25 @@ def _train(args: argparse.Namespace) -> int:
         f"threshold {det.threshold:.4f} at target FPR {det.target_fpr}"
     )
     return 0
+
+
+def _read_groups(path: Path) -> dict[str, str]:
+    """principal -> group from a JSON or YAML mapping; errors name the file, not values."""
+    import yaml  # only when --groups is given
+
+    from streamproc.detector.baselines import read_groups
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DetectorError(f"cannot read groups file {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise DetectorError(f"groups file {path} is not JSON or YAML") from None
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise DetectorError(f"groups file {path} must map principal names to group names")
+    return read_groups(raw.items())
 
 
 def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:

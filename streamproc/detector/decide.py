@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from streamproc.detector.catalog import signs
-from streamproc.detector.events import DAY_MS, AccessEvent
+from streamproc.detector.events import AccessEvent
 from streamproc.detector.explain import Reason, explain
 from streamproc.detector.features import PrincipalState
 from streamproc.detector.model import Detector, FeatureReference
@@ -107,8 +107,8 @@ class Decider:
         threshold: float,
         *,
         cooldown_ms: int = 30 * 60_000,
-        min_history: int = 50,
-        min_age_ms: int = 7 * DAY_MS,
+        min_history: int = 0,
+        min_age_ms: int = 0,
         reference: FeatureReference | None = None,
         model_version: str = "unknown",
         suspend_margin: float = 0.02,

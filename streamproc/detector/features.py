@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from streamproc.detector.baselines import Baseline, Baselines
 from streamproc.detector.catalog import (
     FEATURE_BOUNDS,
     FEATURE_NAMES,
@@ -85,6 +86,7 @@ class FeatureConfig:
     typical_rate: float = 0.02  # step of the EW means of window features
     min_action_history: int = 8  # events of an action before it gets its own volume norm
     cusum_slack: float = 1.5  # z a single event must exceed to add to the volume CUSUM
+    prior_events: float = 8.0  # weight of the peer-group baseline, in events (baselines.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,7 +105,7 @@ Norm = list[float]
 
 #: Version of the ``PrincipalState.to_dict`` layout. Fields added after version 1 say since
 #: when in their metadata; an older state gets their default (``domains``: rebuilt).
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class PrincipalState:
     alert_ts: int = -1
     flagged: list[list[Any]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    group: str = field(default="", metadata={"since": 4})  # peer group (baselines.py)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
@@ -182,6 +185,7 @@ def _parse_flagged(fl: Any) -> list[list[Any]]:
 # How each field type of PrincipalState is copied out (to_dict) and parsed back (from_dict),
 # keyed by its annotation (a string under ``from __future__ import annotations``).
 _COPY: dict[Any, Any] = {
+    "str": lambda x: x,
     "int": lambda x: x,
     "float": lambda x: x,
     "dict[str, Norm]": lambda m: {k: list(v) for k, v in m.items()},
@@ -190,6 +194,7 @@ _COPY: dict[Any, Any] = {
     "list[list[Any]]": lambda fl: [list(f) for f in fl],
 }
 _PARSE: dict[Any, Any] = {
+    "str": str,
     "int": int,
     "float": float,
     "dict[str, Norm]": _parse_map,
@@ -218,6 +223,21 @@ def time_bin(ts: int) -> int:
     return (24 if is_weekend(ts) else 0) + (ts % DAY_MS) // HOUR_MS
 
 
+def _blend_norm(own: Norm | None, prior: Norm, k: float) -> Norm:
+    """A volume norm of ``own`` events shrunk towards ``prior`` with the weight of ``k``
+    events (the group's norm alone for a principal with none)."""
+    if own is None:
+        return prior
+    w = k / (own[0] + k)
+    return [
+        own[0],
+        own[1] + w * (prior[1] - own[1]),
+        math.sqrt(own[2] ** 2 + w * (prior[2] ** 2 - own[2] ** 2)),
+        own[3] + w * (prior[3] - own[3]),
+        math.sqrt(own[4] ** 2 + w * (prior[4] ** 2 - own[4] ** 2)),
+    ]
+
+
 def _evict(m: dict[str, Entry], cap: int) -> None:
     while len(m) >= cap:
         del m[min(m, key=lambda k: m[k][0])]
@@ -226,8 +246,14 @@ def _evict(m: dict[str, Entry], cap: int) -> None:
 class FeatureExtractor:
     """Computes feature rows and updates per-principal state; parameters are fixed at init."""
 
-    def __init__(self, config: FeatureConfig | None = None) -> None:
+    def __init__(
+        self, config: FeatureConfig | None = None, baselines: Baselines | None = None
+    ) -> None:
         self.config = config or FeatureConfig()
+        self.baselines = baselines
+        # without baselines the prior weighs nothing and every feature is the principal's own
+        self._k = float(self.config.prior_events) if baselines is not None else 0.0
+        self._none = Baseline()
         c = self.config
         self._short = float(c.short_half_life_ms)
         self._short_ms = max(int(c.short_half_life_ms), 1)
@@ -240,9 +266,12 @@ class FeatureExtractor:
     def update(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, ...]:
         """Feature row of ``ev`` given ``state``; folds ``ev`` into ``state`` in place."""
         t = ev.ts
+        base = self._baseline(state, ev)
+        k = self._k
         win_before, d_win = self._advance(state, ev)
         window = self._window
         total1 = state.total + 1.0
+        totk = total1 + k
         log = math.log
 
         ds_entry = state.datasets.get(ev.dataset)
@@ -270,33 +299,38 @@ class FeatureExtractor:
 
         b = time_bin(t)
         h = state.hours
-        base = b - (b % 24)
-        smooth = 0.5 * h[b] + 0.25 * (h[base + (b - 1) % 24] + h[base + (b + 1) % 24])
+        hb = b - (b % 24)
+        smooth = 0.5 * h[b] + 0.25 * (h[hb + (b - 1) % 24] + h[hb + (b + 1) % 24])
 
-        rows_z, bytes_z = self._volume_z(state, ev, d_win)
+        rows_z, bytes_z = self._volume_z(state, ev, d_win, base)
         l_run = math.log1p(ds_recent)
-        share = (act_prior + 0.5) / total1
+        act_k = act_prior + k * base.actions.get(ev.action, 0.0)
+        share = (act_k + 0.5) / totk
         l_rate = math.log1p(state.rate)
         l_distinct = math.log1p(state.distinct)
         l_volume = math.log1p(state.volume)
+        n = state.n
+        typ = base.typical
+        # the principal's typical window values, shrunk towards its group's while it is young
+        wk = k / (n + k) if n + k > 0 else 0.0
         feats = (
             rows_z,
             bytes_z,
             l_rate,
-            l_rate - state.typ_rate,
+            l_rate - (state.typ_rate + wk * (typ[0] - state.typ_rate)),
             math.log1p(state.fail),
             l_distinct,
-            l_distinct - state.typ_distinct,
-            l_volume - state.typ_volume,
-            log(total1 / (ds_prior + 0.5)),
-            log(total1 / (ip_seen + 0.5)),
-            log(total1 / (act_prior + 0.5)),
-            log(total1 / (pair_prior + 0.5)),
-            log(total1 / (smooth + 0.5)),
+            l_distinct - (state.typ_distinct + wk * (typ[1] - state.typ_distinct)),
+            l_volume - (state.typ_volume + wk * (typ[2] - state.typ_volume)),
+            log(totk / (ds_prior + k * base.datasets.get(ev.dataset, 0.0) + 0.5)),
+            log(totk / (ip_seen + k * base.ips.get(ev.source_ip, 0.0) + 0.5)),
+            log(totk / (act_k + 0.5)),
+            log(totk / (pair_prior + k * base.pairs.get(pair, 0.0) + 0.5)),
+            log(totk / (smooth + k * base.hours[b] + 0.5)),
             math.log1p(state.cusum),
-            l_run - state.typ_run,
+            l_run - (state.typ_run + wk * (typ[3] - state.typ_run)),
             log((act_recent + 1.0) / (win_before * share + 1.0)),
-            log(total1 / (dom_prior + 0.5)),
+            log(totk / (dom_prior + k * base.domains.get(domain, 0.0) + 0.5)),
         )
 
         self._typicals(state, t, l_rate, l_distinct, l_volume, l_run)
@@ -313,10 +347,20 @@ class FeatureExtractor:
         self._bump(state.domains, domain, dom_entry, dom_recent, t, c.max_domains)
         h[b] += 1.0
         state.total = total1
-        state.n += 1
+        state.n = n + 1
         if t > state.last_ts:
             state.last_ts = t
         return feats
+
+    def _baseline(self, state: PrincipalState, ev: AccessEvent) -> Baseline:
+        """The peer-group baseline of the principal (an empty one without baselines). The
+        group is re-derived while the principal is young and then once a day."""
+        bl = self.baselines
+        if bl is None:
+            return self._none
+        if not state.group or state.n < 32 or ev.ts // DAY_MS != state.day:
+            state.group = bl.group_of(ev.principal, state.domains, namespace_of(ev.dataset))
+        return bl.for_group(state.group)
 
     def _advance(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, float]:
         """Decay the state to ``ev.ts`` and count ``ev`` in the short-window rates; returns
@@ -343,14 +387,26 @@ class FeatureExtractor:
         return win_before, d_win
 
     def _volume_z(
-        self, state: PrincipalState, ev: AccessEvent, d_win: float
+        self, state: PrincipalState, ev: AccessEvent, d_win: float, base: Baseline
     ) -> tuple[float, float]:
         """Robust z-scores of the event's rows and bytes against the principal's norm for its
-        action (or for all actions, while that one is young); updates the volume CUSUM."""
+        action (or for all its actions, while that one is young; blended with its group's
+        norm for the action by evidence); updates the volume CUSUM."""
         c = self.config
         norm = state.norms.get(ev.action)
-        if norm is None or norm[0] < c.min_action_history:
+        mature = norm is not None and norm[0] >= c.min_action_history
+        if not mature:
             norm = state.norms.get("*")
+            if norm is not None and norm[0] >= c.min_action_history:
+                mature = True  # a seasoned principal's new action: its own overall norm
+        if not mature and self._k > 0:
+            prior = base.norms.get(ev.action) or base.norms.get("*")
+            if prior is not None:
+                norm = _blend_norm(norm, prior, self._k)
+        elif norm is not None and self._k > 0 and norm is state.norms.get(ev.action):
+            prior = base.norms.get(ev.action)
+            if prior is not None:
+                norm = _blend_norm(norm, prior, self._k)
         if norm is None:
             rows_z = bytes_z = 0.0
         else:

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
+from streamproc.detector.baselines import Baselines, build_baselines
 from streamproc.detector.catalog import FEATURE_BOUNDS, FEATURE_NAMES, SIGNED_FEATURES
 from streamproc.detector.events import DAY_MS, AccessEvent
 from streamproc.detector.features import (
+    FeatureBatch,
     FeatureConfig,
     FeatureExtractor,
     PrincipalState,
@@ -31,6 +33,7 @@ from streamproc.detector.features import (
 )
 from streamproc.detector.forest import CompiledForest
 from streamproc.detector.state import copy_state, decode_states, encode_states
+from streamproc.detector.tail import TailReference
 from streamproc.errors import DetectorError, ModelLoadError
 
 MODEL_FORMAT = "streamproc.detector/4"
@@ -59,6 +62,9 @@ class ForestParams:
     #: how far the background reaches beyond the largest training value of a one-sided
     #: feature, in units of (largest - median); signed features use FEATURE_BOUNDS
     background_reach: float = 2.0
+    #: weight of the tail score (tail.py) added to the forest's: how much one unit of
+    #: (q999 - median) beyond the normal 99.9th percentile of a feature adds to the score
+    tail_weight: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +240,46 @@ def _trained_info(
     }
 
 
+def _training_rows(
+    events: Sequence[AccessEvent],
+    fc: FeatureConfig,
+    initial_states: dict[str, PrincipalState] | None,
+    groups: dict[str, str] | None,
+) -> tuple[FeatureBatch, dict[str, PrincipalState], Baselines]:
+    """Features of the training events against baselines learned from the same events."""
+    start = initial_states or {}
+    first = {p: copy_state(s) for p, s in start.items()}
+    featurize(FeatureExtractor(fc), events, first)
+    baselines = build_baselines(first, groups)
+    states = {p: copy_state(s) for p, s in start.items()}
+    return featurize(FeatureExtractor(fc, baselines), events, states), states, baselines
+
+
+def _fit_rows(
+    events: Sequence[AccessEvent],
+    batch: FeatureBatch,
+    min_history: int,
+    min_age_ms: int,
+    burn_in_ms: int,
+) -> np.ndarray:
+    """Indices of the rows to fit and calibrate on (see ``Detector.train``)."""
+    ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
+    if not len(ts):
+        return np.empty(0, dtype=np.intp)
+    # A principal present from the start counts once the trace is past the burn-in (or its
+    # state, carried from an earlier model, is older than that); a principal new after the
+    # burn-in counts from its first event.
+    cut = int(ts.min()) + burn_in_ms
+    settled = (ts >= cut) | (batch.age_ms >= burn_in_ms)
+    keep = settled & (batch.history >= min_history) & (batch.age_ms >= min_age_ms)
+    return np.flatnonzero(keep)
+
+
+def _optional(parse: Any, doc: Any) -> Any:
+    raw = json.loads(str(doc))
+    return None if raw is None else parse(raw)
+
+
 class Detector:
     """A fitted isolation forest plus the feature configuration it was trained with."""
 
@@ -250,6 +296,9 @@ class Detector:
         model_version: str,
         trained: dict[str, Any] | None = None,
         states: dict[str, PrincipalState] | None = None,
+        baselines: Baselines | None = None,
+        tail: TailReference | None = None,
+        tail_weight: float = 0.0,
     ) -> None:
         if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
             raise DetectorError(
@@ -267,6 +316,10 @@ class Detector:
         self.trained = dict(trained or {})
         #: per-principal state at the end of the training events (scoring starts from it)
         self.states: dict[str, PrincipalState] = dict(states or {})
+        #: peer-group and population baselines new and sparse principals are judged against
+        self.baselines = baselines
+        self.tail = tail
+        self.tail_weight = float(tail_weight)
         self._compiled = CompiledForest(forest)
 
     def initial_states(self) -> dict[str, PrincipalState]:
@@ -281,7 +334,7 @@ class Detector:
     # --- scoring ---------------------------------------------------------------------------
     def extractor(self) -> FeatureExtractor:
         """A feature extractor configured as at training time."""
-        return FeatureExtractor(self.feature_config)
+        return FeatureExtractor(self.feature_config, self.baselines)
 
     def score(self, features: Sequence[float] | np.ndarray) -> np.ndarray:
         """Anomaly scores (higher = more anomalous) of one feature row or a 2-D batch.
@@ -292,7 +345,10 @@ class Detector:
         X = np.asarray(features, dtype=np.float64)
         if X.ndim == 1:
             X = X.reshape(1, -1)
-        return self._compiled.score(X)
+        s = self._compiled.score(X)
+        if self.tail is not None and self.tail_weight > 0 and len(s):
+            s = s + self.tail_weight * self.tail.score(X)
+        return s
 
     def score_one(self, features: Sequence[float]) -> float:
         """Anomaly score of a single feature row."""
@@ -309,17 +365,23 @@ class Detector:
         confidence: float = 0.99,
         volume_cap: float | None = 1.0,
         population: int | None = 20,
-        min_history: int = 50,
-        min_age_ms: int = 7 * DAY_MS,
+        min_history: int = 0,
+        min_age_ms: int = 0,
+        burn_in_ms: int = 3 * DAY_MS,
         params: ForestParams | None = None,
         feature_config: FeatureConfig | None = None,
         initial_states: dict[str, PrincipalState] | None = None,
+        groups: dict[str, str] | None = None,
     ) -> Detector:
         """Fit on baseline ``events``; calibrate the threshold on principals held out.
 
-        A principal's warm-up -- its first ``min_history`` events and its first
-        ``min_age_ms`` of event time, when everything is new -- is neither trained on nor
-        calibrated on (and the decider does not judge it). The principals are split into
+        Events are featurized twice: once on their own to learn the peer-group and population
+        baselines (baselines.py; ``groups`` declares principal -> group), then against them.
+        The first ``burn_in_ms`` of the trace, when every principal present from its start
+        is new at once, is folded into state but neither fitted nor calibrated on; principals
+        that first appear later are, from their first event (new accounts in deployment).
+        ``min_history`` / ``min_age_ms`` optionally exclude (and the decider does not judge)
+        a per-principal warm-up; by default every event is judged. The principals are split into
         ``round(1 / holdout)`` folds; each fold is scored by a forest fitted on the others, so
         every calibration score is one of a principal the forest has not seen. The threshold
         is the ``confidence`` quantile, over a bootstrap of principals, of the
@@ -330,9 +392,8 @@ class Detector:
         _check_train_args(target_fpr, holdout, confidence, volume_cap, population)
         p = params or ForestParams()
         fc = feature_config or FeatureConfig()
-        states = {p: copy_state(s) for p, s in (initial_states or {}).items()}
-        batch = featurize(FeatureExtractor(fc), events, states)
-        mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
+        batch, states, baselines = _training_rows(events, fc, initial_states, groups)
+        mature = _fit_rows(events, batch, min_history, min_age_ms, burn_in_ms)
         owner = np.array([events[int(i)].principal for i in mature], dtype=object)
         names, who = np.unique(owner, return_inverse=True)
         folds = max(2, round(1.0 / holdout))
@@ -353,10 +414,11 @@ class Detector:
             )
         X_fit = batch.X[mature]
         forest = _fit(X_fit, p)
-        oof = np.empty(len(mature))
+        tail = TailReference.of(X_fit)
+        oof = p.tail_weight * tail.score(X_fit)
         for k in range(folds):
             held = ev_fold == k
-            oof[held] = CompiledForest(_fit(X_fit[~held], p)).score(X_fit[held])
+            oof[held] += CompiledForest(_fit(X_fit[~held], p)).score(X_fit[held])
         threshold = _calibrate(
             oof,
             who,
@@ -383,6 +445,9 @@ class Detector:
             model_version=_model_version(X_fit, p, fc),
             trained=trained,
             states=states,
+            baselines=baselines,
+            tail=tail,
+            tail_weight=p.tail_weight,
         )
 
     # --- persistence -----------------------------------------------------------------------
@@ -408,6 +473,11 @@ class Detector:
             "trained": json.dumps(self.trained, sort_keys=True),
         }
         obj["states"], obj["states_sha256"] = encode_states(self.states)
+        obj["baselines"] = json.dumps(
+            self.baselines.to_dict() if self.baselines is not None else None, sort_keys=True
+        )
+        obj["tail"] = json.dumps(self.tail.to_dict() if self.tail is not None else None)
+        obj["tail_weight"] = self.tail_weight
         try:
             sio.dump(obj, Path(path))
         except OSError as exc:
@@ -463,6 +533,9 @@ class Detector:
                 model_version=str(obj["model_version"]),
                 trained=json.loads(obj["trained"]),
                 states=decode_states(str(obj["states"]), str(obj["states_sha256"])),
+                baselines=_optional(Baselines.from_dict, obj["baselines"]),
+                tail=_optional(TailReference.from_dict, obj["tail"]),
+                tail_weight=float(obj["tail_weight"]),
             )
         except (KeyError, TypeError, ValueError, DetectorError) as exc:
             raise ModelLoadError(f"model file {p} lacks or garbles a field") from exc

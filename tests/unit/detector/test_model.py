@@ -26,7 +26,10 @@ def test_score_one_row_and_batch_agree(
     assert batch.shape == (2000,)
     assert ((batch > 0) & (batch <= 1)).all()
     assert small_detector.score_one(X[7]) == pytest.approx(batch[7], abs=1e-12)
-    np.testing.assert_allclose(batch, -small_detector.forest.score_samples(X), atol=1e-12)
+    # the forest's own score plus the weighted tail score
+    tail = small_detector.tail_weight * small_detector.tail.score(X)  # type: ignore[union-attr]
+    np.testing.assert_allclose(batch, -small_detector.forest.score_samples(X) + tail, atol=1e-12)
+    assert small_detector.tail_weight > 0
 
 
 def test_threshold_is_calibrated_on_held_back_normal(
@@ -96,7 +99,7 @@ def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
 
 def test_too_little_baseline_is_an_error(baseline_events: list[AccessEvent]) -> None:
     with pytest.raises(DetectorError, match="not enough baseline"):
-        Detector.train(baseline_events[:3000], min_age_ms=0)
+        Detector.train(baseline_events[:1500], min_age_ms=0, burn_in_ms=0)
     with pytest.raises(DetectorError, match="target_fpr"):
         Detector.train(baseline_events, target_fpr=0.0)
 
