@@ -305,7 +305,11 @@ class FeatureExtractor:
         rows_z, bytes_z = self._volume_z(state, ev, d_win, base)
         l_run = math.log1p(ds_recent)
         act_k = act_prior + k * base.actions.get(ev.action, 0.0)
-        share = (act_k + 0.5) / totk
+        # The pseudo-count of an unseen key: half an event of the principal's own, shrunk
+        # while the group's baseline carries most of the evidence, so a key the group never
+        # uses is as rare for a new principal as for a seasoned one (0.5 without baselines).
+        half = 0.5 * total1 / totk
+        share = (act_k + half) / totk
         l_rate = math.log1p(state.rate)
         l_distinct = math.log1p(state.distinct)
         l_volume = math.log1p(state.volume)
@@ -322,15 +326,15 @@ class FeatureExtractor:
             l_distinct,
             l_distinct - (state.typ_distinct + wk * (typ[1] - state.typ_distinct)),
             l_volume - (state.typ_volume + wk * (typ[2] - state.typ_volume)),
-            log(totk / (ds_prior + k * base.datasets.get(ev.dataset, 0.0) + 0.5)),
-            log(totk / (ip_seen + k * base.ips.get(ev.source_ip, 0.0) + 0.5)),
-            log(totk / (act_k + 0.5)),
-            log(totk / (pair_prior + k * base.pairs.get(pair, 0.0) + 0.5)),
-            log(totk / (smooth + k * base.hours[b] + 0.5)),
+            log(totk / (ds_prior + k * base.datasets.get(ev.dataset, 0.0) + half)),
+            log(totk / (ip_seen + k * base.ips.get(ev.source_ip, 0.0) + half)),
+            log(totk / (act_k + half)),
+            log(totk / (pair_prior + k * base.pairs.get(pair, 0.0) + half)),
+            log(totk / (smooth + k * base.hours[b] + half)),
             math.log1p(state.cusum),
             l_run - (state.typ_run + wk * (typ[3] - state.typ_run)),
             log((act_recent + 1.0) / (win_before * share + 1.0)),
-            log(totk / (dom_prior + k * base.domains.get(domain, 0.0) + 0.5)),
+            log(totk / (dom_prior + k * base.domains.get(domain, 0.0) + half)),
         )
 
         self._typicals(state, t, l_rate, l_distinct, l_volume, l_run)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,64 @@ def _fit_rows(
     return np.flatnonzero(keep)
 
 
+#: upper bounds (exclusive) of the history buckets that get their own threshold
+EVIDENCE_BUCKETS: tuple[int, ...] = (10, 40)
+
+
+def _thinned(
+    events: Sequence[AccessEvent], rng: np.random.Generator, copies: int = 3
+) -> list[AccessEvent]:
+    """Sparse copies of the training principals: each copy keeps a random share of a
+    principal's events so that it makes 0.2-5 events a day (log-uniform), under a new name.
+    They stand in for the quiet principals a training population may lack."""
+    by: dict[str, list[AccessEvent]] = {}
+    for e in events:
+        by.setdefault(e.principal, []).append(e)
+    out: list[AccessEvent] = []
+    for c in range(copies):
+        for name, evs in by.items():
+            days = max((evs[-1].ts - evs[0].ts) / DAY_MS, 1.0)
+            rate = float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
+            mask = rng.random(len(evs)) < min(1.0, rate * days / len(evs))
+            tag = f"~thin{c}~{name}"
+            out += [replace(e, principal=tag) for e, m in zip(evs, mask, strict=True) if m]
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
+def _evidence_thresholds(
+    events: Sequence[AccessEvent],
+    fc: FeatureConfig,
+    baselines: Baselines,
+    forest: IsolationForest,
+    tail: TailReference,
+    p: ForestParams,
+    target_fpr: float,
+    threshold: float,
+    rng: np.random.Generator,
+) -> tuple[tuple[int, float], ...]:
+    """Per history bucket, the ``1 - target_fpr`` score quantile of thinned principals'
+    events (never below the main threshold): a principal with a handful of events of its own
+    leans on its group, and its normal scores spread wider than a seasoned one's."""
+    need = 10 / target_fpr
+    for copies in (3, 12):  # more copies for a small training population
+        thin = _thinned(events, rng, copies)
+        if not thin:
+            return ()
+        batch = featurize(FeatureExtractor(fc, baselines), thin, {})
+        if (batch.history < EVIDENCE_BUCKETS[0]).sum() >= need:
+            break
+    scores = CompiledForest(forest).score(batch.X) + p.tail_weight * tail.score(batch.X)
+    out = []
+    lo = 0
+    for hi in EVIDENCE_BUCKETS:
+        sel = (batch.history >= lo) & (batch.history < hi)
+        if sel.sum() >= need:
+            out.append((hi, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
+        lo = hi
+    return tuple(out)
+
+
 def _optional(parse: Any, doc: Any) -> Any:
     raw = json.loads(str(doc))
     return None if raw is None else parse(raw)
@@ -299,6 +357,7 @@ class Detector:
         baselines: Baselines | None = None,
         tail: TailReference | None = None,
         tail_weight: float = 0.0,
+        evidence_thresholds: tuple[tuple[int, float], ...] = (),
     ) -> None:
         if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
             raise DetectorError(
@@ -320,6 +379,9 @@ class Detector:
         self.baselines = baselines
         self.tail = tail
         self.tail_weight = float(tail_weight)
+        #: ``(history below, threshold)``: thresholds for principals with little history of
+        #: their own, calibrated on thinned copies of the training principals
+        self.evidence_thresholds = tuple((int(h), float(t)) for h, t in evidence_thresholds)
         self._compiled = CompiledForest(forest)
 
     def initial_states(self) -> dict[str, PrincipalState]:
@@ -429,6 +491,9 @@ class Detector:
             volume_cap=volume_cap,
             population=population,
         )
+        evidence = _evidence_thresholds(
+            events, fc, baselines, forest, tail, p, target_fpr, threshold, rng
+        )
         trained = _trained_info(events, p, len(mature), folds) | {
             "calibration_confidence": confidence,
             "calibration_volume_cap": volume_cap,
@@ -448,6 +513,7 @@ class Detector:
             baselines=baselines,
             tail=tail,
             tail_weight=p.tail_weight,
+            evidence_thresholds=evidence,
         )
 
     # --- persistence -----------------------------------------------------------------------
@@ -478,6 +544,7 @@ class Detector:
         )
         obj["tail"] = json.dumps(self.tail.to_dict() if self.tail is not None else None)
         obj["tail_weight"] = self.tail_weight
+        obj["evidence_thresholds"] = json.dumps([list(x) for x in self.evidence_thresholds])
         try:
             sio.dump(obj, Path(path))
         except OSError as exc:
@@ -536,6 +603,9 @@ class Detector:
                 baselines=_optional(Baselines.from_dict, obj["baselines"]),
                 tail=_optional(TailReference.from_dict, obj["tail"]),
                 tail_weight=float(obj["tail_weight"]),
+                evidence_thresholds=tuple(
+                    (int(h), float(t)) for h, t in json.loads(str(obj["evidence_thresholds"]))
+                ),
             )
         except (KeyError, TypeError, ValueError, DetectorError) as exc:
             raise ModelLoadError(f"model file {p} lacks or garbles a field") from exc

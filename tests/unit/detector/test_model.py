@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from streamproc.detector.decide import Decider
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import (
     FEATURE_BOUNDS,
@@ -262,3 +263,16 @@ def test_retraining_carries_state_forward(baseline_events: list[AccessEvent]) ->
     for name, st in first.states.items():
         assert second.states[name].n == st.n
         assert second.states[name].last_ts == st.last_ts
+
+
+def test_evidence_thresholds_are_calibrated_and_persisted(
+    tmp_path: Path, small_detector: Detector
+) -> None:
+    ev = small_detector.evidence_thresholds
+    assert ev and all(t >= small_detector.threshold for _, t in ev)
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    assert Detector.load(p).evidence_thresholds == ev
+    assert Decider.from_detector(small_detector).evidence_thresholds == tuple(sorted(ev))
+    # an explicit threshold replaces every calibrated one
+    assert Decider.from_detector(small_detector, threshold=0.7).evidence_thresholds == ()
