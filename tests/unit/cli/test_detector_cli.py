@@ -158,3 +158,19 @@ def test_train_continues_from_a_previous_model(files: dict[str, Path]) -> None:
     before, after = Detector.load(files["model"]).states, Detector.load(out).states
     assert set(after) == set(before)
     assert all(after[p].n == 2 * before[p].n for p in before)
+
+
+def test_train_takes_declared_groups(files: dict[str, Path]) -> None:
+    from streamproc.detector.model import Detector
+
+    who = json.loads(files["baseline"].read_text().splitlines()[0])["principal"]
+    groups = files["dir"] / "groups.yaml"
+    groups.write_text(f"{who}: night-shift\n")
+    out = files["dir"] / "groups.skops"
+    args = ["detector", "train", "--events", str(files["baseline"]), "--model", str(out)]
+    args += ["--target-fpr", "0.02", "--trees", "30", "--groups", str(groups)]
+    assert main(args) == 0
+    bl = Detector.load(out).baselines
+    assert bl is not None and bl.declared == {who: "night-shift"} and "night-shift" in bl.groups
+    groups.write_text("- not a mapping\n")
+    assert main(args) == 1
