@@ -265,6 +265,8 @@ class FeatureExtractor:
 
     def update(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, ...]:
         """Feature row of ``ev`` given ``state``; folds ``ev`` into ``state`` in place."""
+        # One function on purpose: it runs once per event on the stream path, and its locals
+        # feed both the feature row and the fold (docs/detector.md has the throughput).
         t = ev.ts
         base = self._baseline(state, ev)
         k = self._k

@@ -333,6 +333,31 @@ def _evidence_thresholds(
     return tuple(out)
 
 
+def _principal_folds(
+    who: np.ndarray,
+    n_principals: int,
+    folds: int,
+    n_rows: int,
+    p: ForestParams,
+    target_fpr: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The calibration fold of every fit row; raises DetectorError with too few rows.
+
+    Folds are whole principals: a threshold has to hold for principals the forest has never
+    seen, and a principal's own events are not exchangeable with a stranger's.
+    """
+    fold_of = rng.permutation(n_principals) % folds
+    ev_fold = fold_of[who]
+    n_hold = int(np.bincount(ev_fold, minlength=folds).min())
+    if n_rows - n_hold < 2 * p.max_samples or n_rows < 20 / target_fpr:
+        raise DetectorError(
+            f"not enough baseline events past warm-up: {n_rows} (need "
+            f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
+        )
+    return np.asarray(ev_fold)
+
+
 def _optional(parse: Any, doc: Any) -> Any:
     raw = json.loads(str(doc))
     return None if raw is None else parse(raw)
@@ -464,16 +489,7 @@ class Detector:
                 f"calibration needs at least {folds} principals past warm-up, got {len(names)}"
             )
         rng = np.random.default_rng(p.random_state)
-        # Folds are whole principals: a threshold has to hold for principals the forest has
-        # never seen, and a principal's own events are not exchangeable with a stranger's.
-        fold_of = rng.permutation(len(names)) % folds
-        ev_fold = fold_of[who]
-        n_hold = int(np.bincount(ev_fold, minlength=folds).min())
-        if len(mature) - n_hold < 2 * p.max_samples or len(mature) < 20 / target_fpr:
-            raise DetectorError(
-                f"not enough baseline events past warm-up: {len(mature)} (need "
-                f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
-            )
+        ev_fold = _principal_folds(who, len(names), folds, len(mature), p, target_fpr, rng)
         X_fit = batch.X[mature]
         forest = _fit(X_fit, p)
         tail = TailReference.of(X_fit)
