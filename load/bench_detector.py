@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from streamproc.detector.events import parse_event
-from streamproc.detector.features import FeatureExtractor, PrincipalState, featurize
+from streamproc.detector.features import PrincipalState, featurize
 from streamproc.detector.model import Detector
 from streamproc.detector.pipeline import Scorer
 from streamproc.testing.access_traces import TraceConfig, generate
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[tuple[str, float]] = []
 
     def features_only() -> None:
-        fx = FeatureExtractor(det.feature_config)
+        fx = det.extractor()  # with the baselines, as on the stream path
         st: dict[str, PrincipalState] = {}
         for ev in events:
             s = st.get(ev.principal)

@@ -33,6 +33,7 @@ class AuditKind(StrEnum):
     CONTAINMENT = "containment.apply"
     RELEASE = "containment.release"
     ACL_CHANGE = "acl.change"
+    MODEL_LOAD = "detector.model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,10 @@ SPECS: Mapping[AuditKind, EventSpec] = {
             "strict": FLAG,
             "worker": IDENT,
         },
+    ),
+    AuditKind.MODEL_LOAD: EventSpec(
+        {"topology": IDENT, "model_version": IDENT},
+        {"worker": IDENT, "states": COUNT, "threshold": NUMBER},
     ),
     AuditKind.KEY_ROTATE: EventSpec(
         {"key": IDENT, "version": COUNT},

@@ -20,7 +20,12 @@ log = logging.getLogger("streamproc.detector")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detector", help="access-anomaly detector: train, score, evaluate")
     ds = p.add_subparsers(dest="detector_command", metavar="ACTION", required=True)
+    _register_train(ds)
+    _register_score(ds)
+    _register_evaluate(ds)
 
+
+def _register_train(ds: argparse._SubParsersAction) -> None:
     t = ds.add_parser("train", help="fit the isolation forest on baseline access events")
     t.add_argument("--events", required=True, type=Path, help="baseline events (JSON lines)")
     t.add_argument("--model", required=True, type=Path, help="where to write MODEL.skops")
@@ -60,24 +65,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--min-history",
         type=int,
-        default=50,
-        help="events per principal before it is judged (warm-up)",
+        default=0,
+        help="events per principal before it is judged (default 0: every principal is "
+        "judged from its first event, against its peer group while it has little history)",
     )
     t.add_argument(
         "--warmup-days",
         type=float,
-        default=7.0,
-        help="days of a principal's history before it is judged (warm-up)",
+        default=0.0,
+        help="days of a principal's history before it is judged (default 0)",
+    )
+    t.add_argument(
+        "--burn-in-days",
+        type=float,
+        default=3.0,
+        help="days at the start of the events folded into state but not fitted on, while "
+        "every principal is new at once (default 3)",
+    )
+    t.add_argument(
+        "--groups",
+        type=Path,
+        default=None,
+        help="JSON or YAML mapping principal -> peer group (role); principals not in it get "
+        "a learned group (the namespace they use most)",
+    )
+    t.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier MODEL.skops whose per-principal state training continues from "
+        "(retraining on newer history carries state forward)",
     )
     t.add_argument("--trees", type=int, default=300)
     t.add_argument("--max-samples", type=int, default=512)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
 
+
+def _register_score(ds: argparse._SubParsersAction) -> None:
     s = ds.add_parser("score", help="score access events in time order, one line per event")
     s.add_argument("--model", required=True, type=Path)
     s.add_argument("--events", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path, help="SCORES.jsonl (input order)")
+    s.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="events (JSON lines) to fold into the model's per-principal state before "
+        "scoring, unscored (scoring always starts from the state training ended with)",
+    )
     s.add_argument(
         "--containments",
         type=Path,
@@ -95,6 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=_score)
 
+
+def _register_evaluate(ds: argparse._SubParsersAction) -> None:
     e = ds.add_parser("evaluate", help="ROC-AUC, PR-AUC, recall, flag rate on labelled events")
     e.add_argument("--model", required=True, type=Path)
     e.add_argument("--events", required=True, type=Path, help="labelled events (JSON lines)")
@@ -107,10 +145,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from streamproc.detector.events import read_events
+    from streamproc.detector.events import DAY_MS, read_events
     from streamproc.detector.model import Detector, ForestParams
 
     events = read_events(args.events)
+    previous = Detector.load(args.previous).states if args.previous is not None else None
     det = Detector.train(
         events,
         target_fpr=args.target_fpr,
@@ -119,10 +158,13 @@ def _train(args: argparse.Namespace) -> int:
         volume_cap=args.volume_cap or None,
         population=args.population or None,
         min_history=args.min_history,
-        min_age_ms=int(args.warmup_days * 86_400_000),
+        min_age_ms=int(args.warmup_days * DAY_MS),
+        burn_in_ms=int(args.burn_in_days * DAY_MS),
+        groups=_read_groups(args.groups) if args.groups is not None else None,
         params=ForestParams(
             n_estimators=args.trees, max_samples=args.max_samples, random_state=args.seed
         ),
+        initial_states=previous,
     )
     det.save(args.model)
     tr = det.trained
@@ -133,6 +175,25 @@ def _train(args: argparse.Namespace) -> int:
         f"threshold {det.threshold:.4f} at target FPR {det.target_fpr}"
     )
     return 0
+
+
+def _read_groups(path: Path) -> dict[str, str]:
+    """principal -> group from a JSON or YAML mapping; errors name the file, not values."""
+    import yaml  # only when --groups is given
+
+    from streamproc.detector.baselines import read_groups
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DetectorError(f"cannot read groups file {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise DetectorError(f"groups file {path} is not JSON or YAML") from None
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise DetectorError(f"groups file {path} must map principal names to group names")
+    return read_groups(raw.items())
 
 
 def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
@@ -149,10 +210,14 @@ def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
 
 def _score(args: argparse.Namespace) -> int:
     from streamproc.detector.events import read_events
+    from streamproc.detector.features import featurize
 
     scorer = _scorer(args, args.cooldown_min)
+    states = scorer.detector.initial_states()
+    if args.history is not None:
+        featurize(scorer.extractor, read_events(args.history), states)
     events = read_events(args.events)
-    result = scorer.process(events, {})
+    result = scorer.process(events, states)
     try:
         with args.out.open("w", encoding="utf-8") as fh:
             for s in result.scored:

@@ -24,6 +24,7 @@ from streamproc.detector.features import (
 )
 from streamproc.detector.model import Detector, ForestParams
 from streamproc.detector.pipeline import BatchResult, Scored, Scorer
+from streamproc.detector.state import seed_state
 
 __all__ = [
     "ACTIONS",
@@ -45,4 +46,5 @@ __all__ = [
     "featurize",
     "parse_event",
     "read_events",
+    "seed_state",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streamproc.detector.catalog import signs
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.explain import Reason, explain
 from streamproc.detector.features import PrincipalState
@@ -52,22 +53,8 @@ class RecommendedAction(StrEnum):
     REVOKE_SESSIONS = "REVOKE_SESSIONS"
 
 
-_READ_SIGNS = frozenset(
-    {
-        "rows_z",
-        "bytes_z",
-        "volume_rel",
-        "rate_short",
-        "rate_rel",
-        "distinct_window",
-        "distinct_rel",
-        "dataset_rare",
-        "domain_rare",
-        "volume_cusum",
-        "dataset_run",
-    }
-)
-_CREDENTIAL_SIGNS = frozenset({"fail_short"})
+_READ_SIGNS = signs("read")
+_CREDENTIAL_SIGNS = signs("credential")
 _WRITE_ACTIONS = frozenset({"WRITE", "DELETE", "ADMIN"})
 
 
@@ -120,14 +107,15 @@ class Decider:
         threshold: float,
         *,
         cooldown_ms: int = 30 * 60_000,
-        min_history: int = 50,
-        min_age_ms: int = 7 * 86_400_000,
+        min_history: int = 0,
+        min_age_ms: int = 0,
         reference: FeatureReference | None = None,
         model_version: str = "unknown",
         suspend_margin: float = 0.02,
         max_event_ids: int = 20,
         principal_fpr: float | None = None,
         min_scores: int = 300,
+        evidence_thresholds: tuple[tuple[int, float], ...] = (),
     ) -> None:
         if cooldown_ms < 0 or min_history < 0 or max_event_ids < 1:
             raise DetectorError("cooldown_ms and min_history must be >= 0, max_event_ids >= 1")
@@ -141,10 +129,21 @@ class Decider:
         self.max_event_ids = int(max_event_ids)
         self.principal_fpr = principal_fpr
         self.min_scores = int(min_scores)
+        self.evidence_thresholds = tuple(sorted(evidence_thresholds))
+
+    def threshold_for(self, history: int) -> float:
+        """The threshold for an event after ``history`` events of its principal: the main
+        one, or the higher one calibrated for principals with little history."""
+        for below, t in self.evidence_thresholds:
+            if history < below:
+                return t
+        return self.threshold
 
     @classmethod
     def from_detector(cls, detector: Detector, **kwargs: Any) -> Decider:
         """A decider with the detector's calibrated threshold, warm-up and reference."""
+        if "threshold" not in kwargs:  # an explicit threshold replaces all calibrated ones
+            kwargs.setdefault("evidence_thresholds", detector.evidence_thresholds)
         kwargs.setdefault("threshold", detector.threshold)
         kwargs.setdefault("min_history", detector.min_history)
         kwargs.setdefault("min_age_ms", detector.min_age_ms)
@@ -162,7 +161,7 @@ class Decider:
     ) -> bool:
         """True when the principal is past warm-up and the score reaches the threshold
         (and, given the principal's ``state``, its own score quantile)."""
-        if score < self.threshold or not self.is_judged(history, age_ms):
+        if score < self.threshold_for(history) or not self.is_judged(history, age_ms):
             return False
         if state is None or self.principal_fpr is None:
             return True
@@ -190,10 +189,15 @@ class Decider:
         return explain(features, event, low=ref.low, median=ref.median, high=ref.high)
 
     def recommend(
-        self, event: AccessEvent, score: float, reasons: Sequence[Reason]
+        self,
+        event: AccessEvent,
+        score: float,
+        reasons: Sequence[Reason],
+        threshold: float | None = None,
     ) -> RecommendedAction:
-        """Severity from the score's margin; kind of action from the reasons."""
-        if score < self.threshold + self.suspend_margin:
+        """Severity from the score's margin over ``threshold`` (default the main one); kind
+        of action from the reasons."""
+        if score < (self.threshold if threshold is None else threshold) + self.suspend_margin:
             return RecommendedAction.NOTIFY
         names = {r.feature for r in reasons}
         if names & _CREDENTIAL_SIGNS or not event.success:
@@ -247,9 +251,9 @@ class Decider:
             event_ids=tuple(str(f[0]) for f in state.flagged),
             datasets=(event.dataset,),
             score=float(score),
-            threshold=self.threshold,
+            threshold=self.threshold_for(history),
             reasons=tuple(reasons),
-            action=self.recommend(event, score, reasons),
+            action=self.recommend(event, score, reasons, self.threshold_for(history)),
             ts=event.ts,
             model_version=self.model_version,
         )

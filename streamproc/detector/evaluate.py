@@ -8,7 +8,7 @@ every metric; the report says how many.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sklearn.metrics import (
 )
 
 from streamproc.detector.events import parse_event
+from streamproc.detector.features import PrincipalState
 from streamproc.detector.pipeline import Scorer
 from streamproc.errors import DetectorError, RecordError
 
@@ -224,8 +225,14 @@ class TraceEvaluation:
     labels: np.ndarray
 
 
-def evaluate_rows(scorer: Scorer, rows: Sequence[dict[str, Any]]) -> TraceEvaluation:
-    """Score labelled JSON-lines dicts (fresh state, event-time order) and measure.
+def evaluate_rows(
+    scorer: Scorer,
+    rows: Sequence[dict[str, Any]],
+    states: MutableMapping[str, PrincipalState] | None = None,
+) -> TraceEvaluation:
+    """Score labelled JSON-lines dicts (event-time order) and measure.
+
+    Scoring starts from ``states`` (default: the model's end-of-training states, copied).
 
     Rows carry the access-event fields plus ``label`` (0/1) and optionally
     ``incident_id`` / ``incident_kind``; rows with a label but no incident id form one
@@ -243,7 +250,9 @@ def evaluate_rows(scorer: Scorer, rows: Sequence[dict[str, Any]]) -> TraceEvalua
         for r, lab in zip(rows, labels, strict=True)
     ]
     kinds: list[str | None] = [r.get("incident_kind") for r in rows]
-    result = scorer.process(events, {})
+    if states is None:
+        states = scorer.detector.initial_states()
+    result = scorer.process(events, states)
     scores = np.array([s.score for s in result.scored])
     flagged = np.array([s.flagged for s in result.scored])
     judged = np.array([scorer.decider.is_judged(s.history, s.age_ms) for s in result.scored])

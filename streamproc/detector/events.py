@@ -18,6 +18,22 @@ from streamproc.errors import DetectorError, RecordError
 ACTIONS: tuple[str, ...] = ("READ", "WRITE", "EXPORT", "DELETE", "ADMIN")
 _ACTION_SET = frozenset(ACTIONS)
 
+#: Event time is epoch milliseconds (UTC); the detector's one copy of these units.
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+
+def is_weekend(ts: int) -> bool:
+    """True for Saturday and Sunday (UTC) of an epoch-millis time."""
+    return ((ts // DAY_MS) + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
+
+
+def namespace_of(dataset: str) -> str:
+    """The namespace of a dataset name: the text before its last dot (``hr.salaries`` ->
+    ``hr``, ``db.schema.table`` -> ``db.schema``); empty for a name without a dot."""
+    return dataset.rpartition(".")[0]
+
 
 @dataclass(frozen=True, slots=True)
 class AccessEvent:

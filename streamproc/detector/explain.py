@@ -11,10 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from streamproc.detector.catalog import FEATURE_INDEX, FEATURES
 from streamproc.detector.events import AccessEvent
-from streamproc.detector.features import FEATURE_NAMES, SIGNED_FEATURES, namespace_of
-
-_IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,60 +34,6 @@ class Reason:
         }
 
 
-def _count(v: float) -> int:
-    return max(round(math.expm1(v)), 0)
-
-
-def _text(name: str, v: float, ev: AccessEvent) -> str:
-    if name == "rows_z":
-        side = "above" if v > 0 else "below"
-        return (
-            f"{ev.rows:,} rows in one {ev.action} is far {side} this principal's norm (z {v:.1f})"
-        )
-    if name == "bytes_z":
-        side = "above" if v > 0 else "below"
-        return (
-            f"{ev.bytes:,} bytes in one {ev.action} is far {side} this principal's norm (z {v:.1f})"
-        )
-    if name == "rate_short":
-        return f"about {_count(v)} requests in the last ~10 minutes"
-    if name == "rate_rel":
-        return f"request rate about {math.exp(v):.0f}x this principal's usual"
-    if name == "fail_short":
-        return f"about {_count(v)} failed accesses in the last ~10 minutes"
-    if name == "distinct_window":
-        return f"about {_count(v)} distinct datasets touched within the last hour"
-    if name == "distinct_rel":
-        return f"{math.exp(v):.0f}x more distinct datasets per hour than usual"
-    if name == "volume_rel":
-        return f"rows accessed in the last hour about {math.exp(v):.0f}x the usual"
-    if name == "dataset_rare":
-        return f"dataset {ev.dataset} is new or rare for this principal"
-    if name == "domain_rare":
-        space = namespace_of(ev.dataset) or "(no namespace)"
-        return f"namespace {space} of dataset {ev.dataset} is new or rare for this principal"
-    if name == "ip_rare":
-        return f"source IP {ev.source_ip} is new or rare for this principal"
-    if name == "action_rare":
-        return f"action {ev.action} is unusual for this principal"
-    if name == "pair_rare":
-        return f"{ev.action} on {ev.dataset} is new or rare for this principal"
-    if name == "volume_cusum":
-        return (
-            f"several {ev.action}s in a row above this principal's usual volume "
-            f"(cumulative excess {math.expm1(v):.0f} sd)"
-        )
-    if name == "dataset_run":
-        return f"dataset {ev.dataset} used about {math.exp(v):.0f}x more often than usual lately"
-    if name == "action_burst":
-        return f"{ev.action} about {math.exp(v):.0f}x more often than its usual share lately"
-    if name == "time_rare":
-        hour = (ev.ts % 86_400_000) // 3_600_000
-        day = "weekend" if ((ev.ts // 86_400_000) + 3) % 7 >= 5 else "weekday"
-        return f"activity at {hour:02d}:00 UTC on a {day} is unusual for this principal"
-    return name
-
-
 def explain(
     features: Sequence[float],
     event: AccessEvent,
@@ -106,13 +50,14 @@ def explain(
     """
     out: list[Reason] = []
     best: Reason | None = None
-    for i, name in enumerate(FEATURE_NAMES):
+    for i, feat in enumerate(FEATURES):
+        name = feat.name
         v = float(features[i])
         med = median[i]
         up = max(high[i] - med, 1e-6)
         strength = (v - med) / up
         bound = high[i]
-        if name in SIGNED_FEATURES and v < med:
+        if feat.signed and v < med:
             strength = (med - v) / max(med - low[i], 1e-6)
             bound = low[i]
         if not math.isfinite(strength):
@@ -126,11 +71,14 @@ def explain(
         out.append(best)
     out.sort(key=lambda r: -r.strength)
     return [
-        Reason(r.feature, r.value, r.normal, r.strength, _text(r.feature, r.value, event))
+        Reason(r.feature, r.value, r.normal, r.strength, _TEXT[r.feature](r.value, event))
         for r in out[:limit]
     ]
 
 
 def feature_index(name: str) -> int:
     """Column of a feature name."""
-    return _IDX[name]
+    return FEATURE_INDEX[name]
+
+
+_TEXT = {f.name: f.text for f in FEATURES}

@@ -26,66 +26,46 @@ principal).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from streamproc.detector.events import AccessEvent
+from streamproc.detector.baselines import Baseline, Baselines
+from streamproc.detector.catalog import (
+    FEATURE_BOUNDS,
+    FEATURE_NAMES,
+    N_FEATURES,
+    SIGNED_FEATURES,
+)
+from streamproc.detector.events import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    AccessEvent,
+    is_weekend,
+    namespace_of,
+)
 from streamproc.errors import DetectorError
 
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
+__all__ = [
+    "DAY_MS",
+    "FEATURE_BOUNDS",
+    "FEATURE_NAMES",
+    "HOUR_MS",
+    "N_FEATURES",
+    "SIGNED_FEATURES",
+    "FeatureBatch",
+    "FeatureConfig",
+    "FeatureExtractor",
+    "PrincipalState",
+    "extract",
+    "featurize",
+    "namespace_of",
+    "time_bin",
+]
 
-#: Names of the feature columns, in order. Higher is stranger for every column except the
-#: signed robust z-scores (where both tails are unusual).
-FEATURE_NAMES: tuple[str, ...] = (
-    "rows_z",  # robust z of log1p(rows) vs the principal's norm for this action
-    "bytes_z",  # robust z of log1p(bytes) vs the principal's norm for this action
-    "rate_short",  # log1p(decayed event count, short half-life)
-    "rate_rel",  # rate_short minus the principal's typical rate_short
-    "fail_short",  # log1p(decayed failure count, short half-life)
-    "distinct_window",  # log1p(datasets touched in the window, decayed)
-    "distinct_rel",  # distinct_window minus the principal's typical value
-    "volume_rel",  # log1p(rows in the window, decayed) minus the principal's typical value
-    "dataset_rare",  # surprisal of the dataset for this principal (first seen = highest)
-    "ip_rare",  # surprisal of the source IP
-    "action_rare",  # surprisal of the action
-    "pair_rare",  # surprisal of (action, dataset): e.g. deleting what one only ever read
-    "time_rare",  # surprisal of hour-of-day x weekday/weekend
-    "volume_cusum",  # log1p(CUSUM of rows_z beyond a slack, decayed): staged volume adds up
-    "dataset_run",  # log1p(recent uses of this dataset) minus the principal's typical value
-    "action_burst",  # log of recent uses of this action vs its long-run share of the window
-    "domain_rare",  # surprisal of the dataset's namespace (the text before its last dot)
-)
-#: The range each feature can meaningfully take. Training adds a thin uniform background:
-#: over the whole range for the signed features, and up to at most the upper bound for the
-#: others (see ``model._background_box``), so values beyond normal traffic isolate quickly.
-FEATURE_BOUNDS: tuple[tuple[float, float], ...] = (
-    (-20.0, 20.0),  # rows_z
-    (-20.0, 20.0),  # bytes_z
-    (0.0, 8.0),  # rate_short: up to ~3000 events per half-life
-    (-8.0, 8.0),  # rate_rel
-    (0.0, 8.0),  # fail_short
-    (0.0, 6.5),  # distinct_window: up to ~650 datasets
-    (-6.5, 6.5),  # distinct_rel
-    (-25.0, 25.0),  # volume_rel
-    (0.0, 12.0),  # dataset_rare
-    (0.0, 12.0),  # ip_rare
-    (0.0, 12.0),  # action_rare
-    (0.0, 12.0),  # pair_rare
-    (0.0, 12.0),  # time_rare
-    (0.0, 6.0),  # volume_cusum
-    (-6.5, 6.5),  # dataset_run
-    (-6.5, 6.5),  # action_burst
-    (0.0, 12.0),  # domain_rare
-)
-N_FEATURES = len(FEATURE_NAMES)
-#: Features where both tails are unusual (a far smaller volume than usual, too); in every
-#: other column only high values are strange, and low ones are as normal as the median.
-SIGNED_FEATURES: frozenset[str] = frozenset({"rows_z", "bytes_z"})
 _Z_CLIP = 20.0
 # 1 / E[min(z^2, 4)] for a standard normal z
 _WINSOR_2SD = 1.0 / 0.9205
@@ -106,21 +86,10 @@ class FeatureConfig:
     typical_rate: float = 0.02  # step of the EW means of window features
     min_action_history: int = 8  # events of an action before it gets its own volume norm
     cusum_slack: float = 1.5  # z a single event must exceed to add to the volume CUSUM
+    prior_events: float = 8.0  # weight of the peer-group baseline, in events (baselines.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "short_half_life_ms": self.short_half_life_ms,
-            "window_half_life_ms": self.window_half_life_ms,
-            "long_half_life_days": self.long_half_life_days,
-            "max_datasets": self.max_datasets,
-            "max_ips": self.max_ips,
-            "max_pairs": self.max_pairs,
-            "max_domains": self.max_domains,
-            "baseline_rate": self.baseline_rate,
-            "typical_rate": self.typical_rate,
-            "min_action_history": self.min_action_history,
-            "cusum_slack": self.cusum_slack,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
@@ -132,6 +101,11 @@ class FeatureConfig:
 Entry = list[float]
 # A volume norm: [events, rows mean, rows sd, bytes mean, bytes sd] on log1p scale (robust).
 Norm = list[float]
+
+
+#: Version of the ``PrincipalState.to_dict`` layout. Fields added after version 1 say since
+#: when in their metadata; an older state gets their default (``domains``: rebuilt).
+STATE_VERSION = 4
 
 
 @dataclass(slots=True)
@@ -155,101 +129,79 @@ class PrincipalState:
     typ_rate: float = 0.0
     typ_distinct: float = 0.0
     typ_volume: float = 0.0
-    win: float = 0.0
-    cusum: float = 0.0
-    typ_run: float = 0.0
+    # version 1 lacked these; they start from zero and warm up in about an hour
+    win: float = field(default=0.0, metadata={"since": 2})
+    cusum: float = field(default=0.0, metadata={"since": 2})
+    typ_run: float = field(default=0.0, metadata={"since": 2})
     norms: dict[str, Norm] = field(default_factory=dict)
     datasets: dict[str, Entry] = field(default_factory=dict)
     ips: dict[str, Entry] = field(default_factory=dict)
     actions: dict[str, Entry] = field(default_factory=dict)
     pairs: dict[str, Entry] = field(default_factory=dict)
-    domains: dict[str, Entry] = field(default_factory=dict)
+    domains: dict[str, Entry] = field(default_factory=dict, metadata={"since": 3})
     hours: list[float] = field(default_factory=lambda: [0.0] * 48)
     alert_ts: int = -1
     flagged: list[list[Any]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    group: str = field(default="", metadata={"since": 4})  # peer group (baselines.py)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
-        return {
-            "v": 3,
-            "n": self.n,
-            "first_ts": self.first_ts,
-            "last_ts": self.last_ts,
-            "day": self.day,
-            "total": self.total,
-            "rate": self.rate,
-            "fail": self.fail,
-            "distinct": self.distinct,
-            "volume": self.volume,
-            "typ_rate": self.typ_rate,
-            "typ_distinct": self.typ_distinct,
-            "typ_volume": self.typ_volume,
-            "win": self.win,
-            "cusum": self.cusum,
-            "typ_run": self.typ_run,
-            "norms": {k: list(v) for k, v in self.norms.items()},
-            "datasets": {k: list(v) for k, v in self.datasets.items()},
-            "ips": {k: list(v) for k, v in self.ips.items()},
-            "actions": {k: list(v) for k, v in self.actions.items()},
-            "pairs": {k: list(v) for k, v in self.pairs.items()},
-            "domains": {k: list(v) for k, v in self.domains.items()},
-            "hours": list(self.hours),
-            "alert_ts": self.alert_ts,
-            "flagged": [list(f) for f in self.flagged],
-            "scores": list(self.scores),
-        }
+        out: dict[str, Any] = {"v": STATE_VERSION}
+        for f in fields(self):
+            out[f.name] = _COPY[f.type](getattr(self, f.name))
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrincipalState:
         """Restore a state written by :meth:`to_dict`; raises DetectorError if malformed."""
         try:
             version = d.get("v")
-            if version not in (1, 2, 3):
+            if not isinstance(version, int) or not 1 <= version <= STATE_VERSION:
                 raise ValueError("version")
-            hours = [float(x) for x in d["hours"]]
-            if len(hours) != 48:
+            kw: dict[str, Any] = {}
+            for f in fields(cls):
+                if f.name in d:
+                    kw[f.name] = _PARSE[f.type](d[f.name])
+                elif version >= f.metadata.get("since", 1):
+                    raise KeyError(f.name)
+            if "domains" not in kw:  # versions 1 and 2 lacked them
+                kw["domains"] = _namespaces_of(d["datasets"])
+            if len(kw["hours"]) != 48:
                 raise ValueError("hours")
-            return cls(
-                n=int(d["n"]),
-                first_ts=int(d["first_ts"]),
-                last_ts=int(d["last_ts"]),
-                day=int(d["day"]),
-                total=float(d["total"]),
-                rate=float(d["rate"]),
-                fail=float(d["fail"]),
-                distinct=float(d["distinct"]),
-                volume=float(d["volume"]),
-                typ_rate=float(d["typ_rate"]),
-                typ_distinct=float(d["typ_distinct"]),
-                typ_volume=float(d["typ_volume"]),
-                # version 1 lacked these; they start from zero and warm up in about an hour
-                win=float(d.get("win", 0.0)),
-                cusum=float(d.get("cusum", 0.0)),
-                typ_run=float(d.get("typ_run", 0.0)),
-                norms={str(k): [float(x) for x in v] for k, v in d["norms"].items()},
-                datasets={str(k): [float(x) for x in v] for k, v in d["datasets"].items()},
-                ips={str(k): [float(x) for x in v] for k, v in d["ips"].items()},
-                actions={str(k): [float(x) for x in v] for k, v in d["actions"].items()},
-                pairs={str(k): [float(x) for x in v] for k, v in d["pairs"].items()},
-                domains=(
-                    {str(k): [float(x) for x in v] for k, v in d["domains"].items()}
-                    if "domains" in d
-                    else _namespaces_of(d["datasets"])  # versions 1 and 2 lacked them
-                ),
-                hours=hours,
-                alert_ts=int(d["alert_ts"]),
-                flagged=[[str(f[0]), int(f[1])] for f in d["flagged"]],
-                scores=[float(x) for x in d["scores"]],
-            )
+            return cls(**kw)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             raise DetectorError("principal state does not have the expected layout") from None
 
 
-def namespace_of(dataset: str) -> str:
-    """The namespace of a dataset name: the text before its last dot (``hr.salaries`` ->
-    ``hr``, ``db.schema.table`` -> ``db.schema``); empty for a name without a dot."""
-    return dataset.rpartition(".")[0]
+def _parse_map(m: Any) -> dict[str, list[float]]:
+    return {str(k): [float(x) for x in v] for k, v in m.items()}
+
+
+def _parse_flagged(fl: Any) -> list[list[Any]]:
+    return [[str(f[0]), int(f[1])] for f in fl]
+
+
+# How each field type of PrincipalState is copied out (to_dict) and parsed back (from_dict),
+# keyed by its annotation (a string under ``from __future__ import annotations``).
+_COPY: dict[Any, Any] = {
+    "str": lambda x: x,
+    "int": lambda x: x,
+    "float": lambda x: x,
+    "dict[str, Norm]": lambda m: {k: list(v) for k, v in m.items()},
+    "dict[str, Entry]": lambda m: {k: list(v) for k, v in m.items()},
+    "list[float]": list,
+    "list[list[Any]]": lambda fl: [list(f) for f in fl],
+}
+_PARSE: dict[Any, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "dict[str, Norm]": _parse_map,
+    "dict[str, Entry]": _parse_map,
+    "list[float]": lambda xs: [float(x) for x in xs],
+    "list[list[Any]]": _parse_flagged,
+}
 
 
 def _namespaces_of(datasets: dict[str, Any]) -> dict[str, Entry]:
@@ -268,9 +220,22 @@ def _namespaces_of(datasets: dict[str, Any]) -> dict[str, Entry]:
 
 def time_bin(ts: int) -> int:
     """0..47: hour of day (UTC) for weekdays, 24 + hour for Saturday/Sunday."""
-    day = ts // DAY_MS
-    weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
-    return (24 if weekend else 0) + (ts % DAY_MS) // HOUR_MS
+    return (24 if is_weekend(ts) else 0) + (ts % DAY_MS) // HOUR_MS
+
+
+def _blend_norm(own: Norm | None, prior: Norm, k: float) -> Norm:
+    """A volume norm of ``own`` events shrunk towards ``prior`` with the weight of ``k``
+    events (the group's norm alone for a principal with none)."""
+    if own is None:
+        return prior
+    w = k / (own[0] + k)
+    return [
+        own[0],
+        own[1] + w * (prior[1] - own[1]),
+        math.sqrt(own[2] ** 2 + w * (prior[2] ** 2 - own[2] ** 2)),
+        own[3] + w * (prior[3] - own[3]),
+        math.sqrt(own[4] ** 2 + w * (prior[4] ** 2 - own[4] ** 2)),
+    ]
 
 
 def _evict(m: dict[str, Entry], cap: int) -> None:
@@ -281,8 +246,14 @@ def _evict(m: dict[str, Entry], cap: int) -> None:
 class FeatureExtractor:
     """Computes feature rows and updates per-principal state; parameters are fixed at init."""
 
-    def __init__(self, config: FeatureConfig | None = None) -> None:
+    def __init__(
+        self, config: FeatureConfig | None = None, baselines: Baselines | None = None
+    ) -> None:
         self.config = config or FeatureConfig()
+        self.baselines = baselines
+        # without baselines the prior weighs nothing and every feature is the principal's own
+        self._k = float(self.config.prior_events) if baselines is not None else 0.0
+        self._none = Baseline()
         c = self.config
         self._short = float(c.short_half_life_ms)
         self._short_ms = max(int(c.short_half_life_ms), 1)
@@ -294,31 +265,15 @@ class FeatureExtractor:
 
     def update(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, ...]:
         """Feature row of ``ev`` given ``state``; folds ``ev`` into ``state`` in place."""
-        c = self.config
+        # One function on purpose: it runs once per event on the stream path, and its locals
+        # feed both the feature row and the fold (docs/detector.md has the throughput).
         t = ev.ts
-        day = t // DAY_MS
-        if state.n == 0:
-            state.first_ts = t
-            state.last_ts = t
-            state.day = day
-        dt = t - state.last_ts
-        if dt < 0:  # out-of-order event: treat as simultaneous, never move time backwards
-            dt = 0
-        if day > state.day:
-            self._decay_long(state, 0.5 ** ((day - state.day) / self._long_days))
-            state.day = day
-
+        base = self._baseline(state, ev)
+        k = self._k
+        win_before, d_win = self._advance(state, ev)
         window = self._window
-        d_short = 0.5 ** (dt / self._short)
-        d_win = 0.5 ** (dt / window)
-        ok = ev.success
-        state.rate = state.rate * d_short + 1.0
-        state.fail = state.fail * d_short + (0.0 if ok else 1.0)
-        state.volume = state.volume * d_win + ev.rows
-        win_before = state.win * d_win
-        state.win = win_before + 1.0
-
         total1 = state.total + 1.0
+        totk = total1 + k
         log = math.log
 
         ds_entry = state.datasets.get(ev.dataset)
@@ -346,65 +301,49 @@ class FeatureExtractor:
 
         b = time_bin(t)
         h = state.hours
-        base = b - (b % 24)
-        smooth = 0.5 * h[b] + 0.25 * (h[base + (b - 1) % 24] + h[base + (b + 1) % 24])
+        hb = b - (b % 24)
+        smooth = 0.5 * h[b] + 0.25 * (h[hb + (b - 1) % 24] + h[hb + (b + 1) % 24])
 
-        lrows = math.log1p(ev.rows)
-        lbytes = math.log1p(ev.bytes)
-        norm = state.norms.get(ev.action)
-        if norm is None or norm[0] < c.min_action_history:
-            norm = state.norms.get("*")
-        if norm is None:
-            rows_z = bytes_z = 0.0
-        else:
-            rows_z = (lrows - norm[1]) / norm[2]
-            bytes_z = (lbytes - norm[3]) / norm[4]
-            rows_z = -_Z_CLIP if rows_z < -_Z_CLIP else (_Z_CLIP if rows_z > _Z_CLIP else rows_z)
-            bytes_z = (
-                -_Z_CLIP if bytes_z < -_Z_CLIP else (_Z_CLIP if bytes_z > _Z_CLIP else bytes_z)
-            )
-
-        # CUSUM of the volume z-score beyond a slack: one large access barely moves it, a
-        # staged export of many moderately large ones (each within the normal tail) adds up.
-        zpos = rows_z if rows_z > bytes_z else bytes_z
-        cusum = state.cusum * d_win + zpos - c.cusum_slack
-        state.cusum = cusum if cusum > 0.0 else 0.0
+        rows_z, bytes_z = self._volume_z(state, ev, d_win, base)
         l_run = math.log1p(ds_recent)
-        share = (act_prior + 0.5) / total1
+        act_k = act_prior + k * base.actions.get(ev.action, 0.0)
+        # The pseudo-count of an unseen key: half an event of the principal's own, shrunk
+        # while the group's baseline carries most of the evidence, so a key the group never
+        # uses is as rare for a new principal as for a seasoned one (0.5 without baselines).
+        half = 0.5 * total1 / totk
+        share = (act_k + half) / totk
         l_rate = math.log1p(state.rate)
         l_distinct = math.log1p(state.distinct)
         l_volume = math.log1p(state.volume)
+        n = state.n
+        typ = base.typical
+        # the principal's typical window values, shrunk towards its group's while it is young
+        wk = k / (n + k) if n + k > 0 else 0.0
         feats = (
             rows_z,
             bytes_z,
             l_rate,
-            l_rate - state.typ_rate,
+            l_rate - (state.typ_rate + wk * (typ[0] - state.typ_rate)),
             math.log1p(state.fail),
             l_distinct,
-            l_distinct - state.typ_distinct,
-            l_volume - state.typ_volume,
-            log(total1 / (ds_prior + 0.5)),
-            log(total1 / (ip_seen + 0.5)),
-            log(total1 / (act_prior + 0.5)),
-            log(total1 / (pair_prior + 0.5)),
-            log(total1 / (smooth + 0.5)),
+            l_distinct - (state.typ_distinct + wk * (typ[1] - state.typ_distinct)),
+            l_volume - (state.typ_volume + wk * (typ[2] - state.typ_volume)),
+            log(totk / (ds_prior + k * base.datasets.get(ev.dataset, 0.0) + half)),
+            log(totk / (ip_seen + k * base.ips.get(ev.source_ip, 0.0) + half)),
+            log(totk / (act_k + half)),
+            log(totk / (pair_prior + k * base.pairs.get(pair, 0.0) + half)),
+            log(totk / (smooth + k * base.hours[b] + half)),
             math.log1p(state.cusum),
-            l_run - state.typ_run,
+            l_run - (state.typ_run + wk * (typ[3] - state.typ_run)),
             log((act_recent + 1.0) / (win_before * share + 1.0)),
-            log(total1 / (dom_prior + 0.5)),
+            log(totk / (dom_prior + k * base.domains.get(domain, 0.0) + half)),
         )
 
-        # --- fold the event into the state -------------------------------------------
-        n = state.n
-        # The typical window values move at most once per short half-life, so a burst of
-        # hundreds of events cannot drag the principal's norm along with it.
-        if n == 0 or t // self._short_ms != state.last_ts // self._short_ms:
-            a = max(c.typical_rate, 1.0 / (n + 1))
-            state.typ_rate += a * (l_rate - state.typ_rate)
-            state.typ_distinct += a * (l_distinct - state.typ_distinct)
-            state.typ_volume += a * (l_volume - state.typ_volume)
-            state.typ_run += a * (l_run - state.typ_run)
-        if ok:
+        self._typicals(state, t, l_rate, l_distinct, l_volume, l_run)
+        c = self.config
+        if ev.success:
+            lrows = math.log1p(ev.rows)
+            lbytes = math.log1p(ev.bytes)
             self._update_norm(state.norms, "*", lrows, lbytes)
             self._update_norm(state.norms, ev.action, lrows, lbytes)
         self._bump(state.datasets, ev.dataset, ds_entry, ds_recent, t, c.max_datasets)
@@ -418,6 +357,96 @@ class FeatureExtractor:
         if t > state.last_ts:
             state.last_ts = t
         return feats
+
+    def _baseline(self, state: PrincipalState, ev: AccessEvent) -> Baseline:
+        """The peer-group baseline of the principal (an empty one without baselines). The
+        group is re-derived while the principal is young and then once a day."""
+        bl = self.baselines
+        if bl is None:
+            return self._none
+        if not state.group or state.n < 32 or ev.ts // DAY_MS != state.day:
+            state.group = bl.group_of(ev.principal, state.domains, namespace_of(ev.dataset))
+        return bl.for_group(state.group)
+
+    def _advance(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, float]:
+        """Decay the state to ``ev.ts`` and count ``ev`` in the short-window rates; returns
+        the decayed window event count before ``ev`` and the window's decay factor."""
+        t = ev.ts
+        day = t // DAY_MS
+        if state.n == 0:
+            state.first_ts = t
+            state.last_ts = t
+            state.day = day
+        dt = t - state.last_ts
+        if dt < 0:  # out-of-order event: treat as simultaneous, never move time backwards
+            dt = 0
+        if day > state.day:
+            self._decay_long(state, 0.5 ** ((day - state.day) / self._long_days))
+            state.day = day
+        d_short = 0.5 ** (dt / self._short)
+        d_win = 0.5 ** (dt / self._window)
+        state.rate = state.rate * d_short + 1.0
+        state.fail = state.fail * d_short + (0.0 if ev.success else 1.0)
+        state.volume = state.volume * d_win + ev.rows
+        win_before = state.win * d_win
+        state.win = win_before + 1.0
+        return win_before, d_win
+
+    def _volume_z(
+        self, state: PrincipalState, ev: AccessEvent, d_win: float, base: Baseline
+    ) -> tuple[float, float]:
+        """Robust z-scores of the event's rows and bytes against the principal's norm for its
+        action (or for all its actions, while that one is young; blended with its group's
+        norm for the action by evidence); updates the volume CUSUM."""
+        c = self.config
+        norm = state.norms.get(ev.action)
+        mature = norm is not None and norm[0] >= c.min_action_history
+        if not mature:
+            norm = state.norms.get("*")
+            if norm is not None and norm[0] >= c.min_action_history:
+                mature = True  # a seasoned principal's new action: its own overall norm
+        if not mature and self._k > 0:
+            prior = base.norms.get(ev.action) or base.norms.get("*")
+            if prior is not None:
+                norm = _blend_norm(norm, prior, self._k)
+        elif norm is not None and self._k > 0 and norm is state.norms.get(ev.action):
+            prior = base.norms.get(ev.action)
+            if prior is not None:
+                norm = _blend_norm(norm, prior, self._k)
+        if norm is None:
+            rows_z = bytes_z = 0.0
+        else:
+            rows_z = (math.log1p(ev.rows) - norm[1]) / norm[2]
+            bytes_z = (math.log1p(ev.bytes) - norm[3]) / norm[4]
+            rows_z = -_Z_CLIP if rows_z < -_Z_CLIP else (_Z_CLIP if rows_z > _Z_CLIP else rows_z)
+            bytes_z = (
+                -_Z_CLIP if bytes_z < -_Z_CLIP else (_Z_CLIP if bytes_z > _Z_CLIP else bytes_z)
+            )
+        # CUSUM of the volume z-score beyond a slack: one large access barely moves it, a
+        # staged export of many moderately large ones (each within the normal tail) adds up.
+        zpos = rows_z if rows_z > bytes_z else bytes_z
+        cusum = state.cusum * d_win + zpos - c.cusum_slack
+        state.cusum = cusum if cusum > 0.0 else 0.0
+        return rows_z, bytes_z
+
+    def _typicals(
+        self,
+        state: PrincipalState,
+        t: int,
+        l_rate: float,
+        l_distinct: float,
+        l_volume: float,
+        l_run: float,
+    ) -> None:
+        # The typical window values move at most once per short half-life, so a burst of
+        # hundreds of events cannot drag the principal's norm along with it.
+        n = state.n
+        if n == 0 or t // self._short_ms != state.last_ts // self._short_ms:
+            a = max(self.config.typical_rate, 1.0 / (n + 1))
+            state.typ_rate += a * (l_rate - state.typ_rate)
+            state.typ_distinct += a * (l_distinct - state.typ_distinct)
+            state.typ_volume += a * (l_volume - state.typ_volume)
+            state.typ_run += a * (l_run - state.typ_run)
 
     def _recent_prior(self, entry: Entry | None, t: int) -> tuple[float, float]:
         if entry is None:
@@ -495,18 +524,19 @@ class FeatureBatch:
     X: np.ndarray  # (n_events, N_FEATURES) float64
     history: np.ndarray  # (n_events,) events seen for the principal before this one
     age_ms: np.ndarray  # (n_events,) event time minus the principal's first event time
+    order: list[int]  # indices of the events in the order they were processed (event time)
 
 
 def featurize(
     extractor: FeatureExtractor,
     events: Sequence[AccessEvent],
-    states: dict[str, PrincipalState] | None = None,
+    states: MutableMapping[str, PrincipalState] | None = None,
 ) -> FeatureBatch:
     """Features of ``events`` processed in event-time order (stable), rows in input order.
 
     ``states`` (principal -> state) is used and updated in place when given.
     """
-    st = states if states is not None else {}
+    st: MutableMapping[str, PrincipalState] = states if states is not None else {}
     n = len(events)
     X = np.empty((n, N_FEATURES), dtype=np.float64)
     hist = np.empty(n, dtype=np.int64)
@@ -521,7 +551,7 @@ def featurize(
         hist[i] = s.n
         X[i] = update(s, ev)
         age[i] = ev.ts - s.first_ts
-    return FeatureBatch(X, hist, age)
+    return FeatureBatch(X, hist, age, order)
 
 
 def feature_rows(rows: Iterable[Sequence[float]]) -> np.ndarray:

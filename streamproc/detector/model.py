@@ -14,28 +14,33 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from streamproc.detector.events import AccessEvent
+from streamproc.detector.baselines import Baselines, build_baselines
+from streamproc.detector.catalog import FEATURE_BOUNDS, FEATURE_NAMES, SIGNED_FEATURES
+from streamproc.detector.events import DAY_MS, AccessEvent
 from streamproc.detector.features import (
-    FEATURE_BOUNDS,
-    FEATURE_NAMES,
-    SIGNED_FEATURES,
+    FeatureBatch,
     FeatureConfig,
     FeatureExtractor,
+    PrincipalState,
     featurize,
 )
 from streamproc.detector.forest import CompiledForest
+from streamproc.detector.state import copy_state, decode_states, encode_states
+from streamproc.detector.tail import TailReference
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/3"
+MODEL_FORMAT = "streamproc.detector/4"
 #: Formats this version recognises but cannot use (other feature vector); retrain.
-OLD_FORMATS: frozenset[str] = frozenset({"streamproc.detector/1", "streamproc.detector/2"})
+OLD_FORMATS: frozenset[str] = frozenset(
+    {"streamproc.detector/1", "streamproc.detector/2", "streamproc.detector/3"}
+)
 #: Types skops may instantiate when loading a model beyond its built-in safe set.
 TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
@@ -57,6 +62,9 @@ class ForestParams:
     #: how far the background reaches beyond the largest training value of a one-sided
     #: feature, in units of (largest - median); signed features use FEATURE_BOUNDS
     background_reach: float = 2.0
+    #: weight of the tail score (tail.py) added to the forest's: how much one unit of
+    #: (q999 - median) beyond the normal 99.9th percentile of a feature adds to the score
+    tail_weight: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,189 @@ def _calibrate(
     return max(point, float(np.quantile(qs, confidence)))
 
 
+def _check_train_args(
+    target_fpr: float,
+    holdout: float,
+    confidence: float,
+    volume_cap: float | None,
+    population: int | None,
+) -> None:
+    if not 0.0 < target_fpr < 0.5:
+        raise DetectorError("target_fpr must be in (0, 0.5)")
+    if not 0.0 < holdout < 1.0:
+        raise DetectorError("holdout must be in (0, 1)")
+    if not 0.5 <= confidence < 1.0:
+        raise DetectorError("confidence must be in [0.5, 1)")
+    if volume_cap is not None and not volume_cap > 0.0:
+        raise DetectorError("volume_cap must be > 0 (or None for no cap)")
+    if population is not None and population < 2:
+        raise DetectorError("population must be >= 2 (or None for the training population)")
+
+
+def _model_version(X_fit: np.ndarray, p: ForestParams, fc: FeatureConfig) -> str:
+    """``iforest-<digest>`` of the fitted rows, the forest parameters and the features."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(X_fit).tobytes())
+    digest.update(
+        json.dumps(
+            [
+                p.n_estimators,
+                p.max_samples,
+                p.random_state,
+                p.background,
+                p.background_reach,
+                fc.to_dict(),
+                FEATURE_NAMES,
+            ]
+        ).encode()
+    )
+    return f"iforest-{digest.hexdigest()[:12]}"
+
+
+def _trained_info(
+    events: Sequence[AccessEvent], p: ForestParams, n_fit: int, folds: int
+) -> dict[str, Any]:
+    """What the model file records about its training run."""
+    ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
+    return {
+        "events": len(events),
+        "fit_rows": int(n_fit),
+        "holdout_rows": int(n_fit),
+        "calibration_folds": folds,
+        "principals": len({e.principal for e in events}),
+        "first_ts": int(ts.min()) if len(ts) else 0,
+        "last_ts": int(ts.max()) if len(ts) else 0,
+        "n_estimators": p.n_estimators,
+        "max_samples": p.max_samples,
+        "random_state": p.random_state,
+        "background": p.background,
+        "background_reach": p.background_reach,
+    }
+
+
+def _training_rows(
+    events: Sequence[AccessEvent],
+    fc: FeatureConfig,
+    initial_states: dict[str, PrincipalState] | None,
+    groups: dict[str, str] | None,
+) -> tuple[FeatureBatch, dict[str, PrincipalState], Baselines]:
+    """Features of the training events against baselines learned from the same events."""
+    start = initial_states or {}
+    first = {p: copy_state(s) for p, s in start.items()}
+    featurize(FeatureExtractor(fc), events, first)
+    baselines = build_baselines(first, groups)
+    states = {p: copy_state(s) for p, s in start.items()}
+    return featurize(FeatureExtractor(fc, baselines), events, states), states, baselines
+
+
+def _fit_rows(
+    events: Sequence[AccessEvent],
+    batch: FeatureBatch,
+    min_history: int,
+    min_age_ms: int,
+    burn_in_ms: int,
+) -> np.ndarray:
+    """Indices of the rows to fit and calibrate on (see ``Detector.train``)."""
+    ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
+    if not len(ts):
+        return np.empty(0, dtype=np.intp)
+    # A principal present from the start counts once the trace is past the burn-in (or its
+    # state, carried from an earlier model, is older than that); a principal new after the
+    # burn-in counts from its first event.
+    cut = int(ts.min()) + burn_in_ms
+    settled = (ts >= cut) | (batch.age_ms >= burn_in_ms)
+    keep = settled & (batch.history >= min_history) & (batch.age_ms >= min_age_ms)
+    return np.flatnonzero(keep)
+
+
+#: upper bounds (exclusive) of the history buckets that get their own threshold
+EVIDENCE_BUCKETS: tuple[int, ...] = (10, 40)
+
+
+def _thinned(
+    events: Sequence[AccessEvent], rng: np.random.Generator, copies: int = 3
+) -> list[AccessEvent]:
+    """Sparse copies of the training principals: each copy keeps a random share of a
+    principal's events so that it makes 0.2-5 events a day (log-uniform), under a new name.
+    They stand in for the quiet principals a training population may lack."""
+    by: dict[str, list[AccessEvent]] = {}
+    for e in events:
+        by.setdefault(e.principal, []).append(e)
+    out: list[AccessEvent] = []
+    for c in range(copies):
+        for name, evs in by.items():
+            days = max((evs[-1].ts - evs[0].ts) / DAY_MS, 1.0)
+            rate = float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
+            mask = rng.random(len(evs)) < min(1.0, rate * days / len(evs))
+            tag = f"~thin{c}~{name}"
+            out += [replace(e, principal=tag) for e, m in zip(evs, mask, strict=True) if m]
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
+def _evidence_thresholds(
+    events: Sequence[AccessEvent],
+    fc: FeatureConfig,
+    baselines: Baselines,
+    forest: IsolationForest,
+    tail: TailReference,
+    p: ForestParams,
+    target_fpr: float,
+    threshold: float,
+    rng: np.random.Generator,
+) -> tuple[tuple[int, float], ...]:
+    """Per history bucket, the ``1 - target_fpr`` score quantile of thinned principals'
+    events (never below the main threshold): a principal with a handful of events of its own
+    leans on its group, and its normal scores spread wider than a seasoned one's."""
+    need = 10 / target_fpr
+    for copies in (3, 12):  # more copies for a small training population
+        thin = _thinned(events, rng, copies)
+        if not thin:
+            return ()
+        batch = featurize(FeatureExtractor(fc, baselines), thin, {})
+        if (batch.history < EVIDENCE_BUCKETS[0]).sum() >= need:
+            break
+    scores = CompiledForest(forest).score(batch.X) + p.tail_weight * tail.score(batch.X)
+    out = []
+    lo = 0
+    for hi in EVIDENCE_BUCKETS:
+        sel = (batch.history >= lo) & (batch.history < hi)
+        if sel.sum() >= need:
+            out.append((hi, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
+        lo = hi
+    return tuple(out)
+
+
+def _principal_folds(
+    who: np.ndarray,
+    n_principals: int,
+    folds: int,
+    n_rows: int,
+    p: ForestParams,
+    target_fpr: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The calibration fold of every fit row; raises DetectorError with too few rows.
+
+    Folds are whole principals: a threshold has to hold for principals the forest has never
+    seen, and a principal's own events are not exchangeable with a stranger's.
+    """
+    fold_of = rng.permutation(n_principals) % folds
+    ev_fold = fold_of[who]
+    n_hold = int(np.bincount(ev_fold, minlength=folds).min())
+    if n_rows - n_hold < 2 * p.max_samples or n_rows < 20 / target_fpr:
+        raise DetectorError(
+            f"not enough baseline events past warm-up: {n_rows} (need "
+            f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
+        )
+    return np.asarray(ev_fold)
+
+
+def _optional(parse: Any, doc: Any) -> Any:
+    raw = json.loads(str(doc))
+    return None if raw is None else parse(raw)
+
+
 class Detector:
     """A fitted isolation forest plus the feature configuration it was trained with."""
 
@@ -187,6 +378,11 @@ class Detector:
         min_age_ms: int,
         model_version: str,
         trained: dict[str, Any] | None = None,
+        states: dict[str, PrincipalState] | None = None,
+        baselines: Baselines | None = None,
+        tail: TailReference | None = None,
+        tail_weight: float = 0.0,
+        evidence_thresholds: tuple[tuple[int, float], ...] = (),
     ) -> None:
         if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
             raise DetectorError(
@@ -202,12 +398,30 @@ class Detector:
         self.min_age_ms = int(min_age_ms)
         self.model_version = model_version
         self.trained = dict(trained or {})
+        #: per-principal state at the end of the training events (scoring starts from it)
+        self.states: dict[str, PrincipalState] = dict(states or {})
+        #: peer-group and population baselines new and sparse principals are judged against
+        self.baselines = baselines
+        self.tail = tail
+        self.tail_weight = float(tail_weight)
+        #: ``(history below, threshold)``: thresholds for principals with little history of
+        #: their own, calibrated on thinned copies of the training principals
+        self.evidence_thresholds = tuple((int(h), float(t)) for h, t in evidence_thresholds)
         self._compiled = CompiledForest(forest)
+
+    def initial_states(self) -> dict[str, PrincipalState]:
+        """Copies of the end-of-training states, to score from (the model's stay intact)."""
+        return {p: copy_state(s) for p, s in self.states.items()}
+
+    def initial_state(self, principal: str) -> PrincipalState | None:
+        """A copy of ``principal``'s end-of-training state, or None if training never saw it."""
+        st = self.states.get(principal)
+        return None if st is None else copy_state(st)
 
     # --- scoring ---------------------------------------------------------------------------
     def extractor(self) -> FeatureExtractor:
         """A feature extractor configured as at training time."""
-        return FeatureExtractor(self.feature_config)
+        return FeatureExtractor(self.feature_config, self.baselines)
 
     def score(self, features: Sequence[float] | np.ndarray) -> np.ndarray:
         """Anomaly scores (higher = more anomalous) of one feature row or a 2-D batch.
@@ -218,7 +432,10 @@ class Detector:
         X = np.asarray(features, dtype=np.float64)
         if X.ndim == 1:
             X = X.reshape(1, -1)
-        return self._compiled.score(X)
+        s = self._compiled.score(X)
+        if self.tail is not None and self.tail_weight > 0 and len(s):
+            s = s + self.tail_weight * self.tail.score(X)
+        return s
 
     def score_one(self, features: Sequence[float]) -> float:
         """Anomaly score of a single feature row."""
@@ -235,16 +452,23 @@ class Detector:
         confidence: float = 0.99,
         volume_cap: float | None = 1.0,
         population: int | None = 20,
-        min_history: int = 50,
-        min_age_ms: int = 7 * 86_400_000,
+        min_history: int = 0,
+        min_age_ms: int = 0,
+        burn_in_ms: int = 3 * DAY_MS,
         params: ForestParams | None = None,
         feature_config: FeatureConfig | None = None,
+        initial_states: dict[str, PrincipalState] | None = None,
+        groups: dict[str, str] | None = None,
     ) -> Detector:
         """Fit on baseline ``events``; calibrate the threshold on principals held out.
 
-        A principal's warm-up -- its first ``min_history`` events and its first
-        ``min_age_ms`` of event time, when everything is new -- is neither trained on nor
-        calibrated on (and the decider does not judge it). The principals are split into
+        Events are featurized twice: once on their own to learn the peer-group and population
+        baselines (baselines.py; ``groups`` declares principal -> group), then against them.
+        The first ``burn_in_ms`` of the trace, when every principal present from its start
+        is new at once, is folded into state but neither fitted nor calibrated on; principals
+        that first appear later are, from their first event (new accounts in deployment).
+        ``min_history`` / ``min_age_ms`` optionally exclude (and the decider does not judge)
+        a per-principal warm-up; by default every event is judged. The principals are split into
         ``round(1 / holdout)`` folds; each fold is scored by a forest fitted on the others, so
         every calibration score is one of a principal the forest has not seen. The threshold
         is the ``confidence`` quantile, over a bootstrap of principals, of the
@@ -252,21 +476,11 @@ class Detector:
         ``volume_cap`` times the median principal's event count (see :func:`_calibrate`). The
         forest that is kept is fitted on all principals.
         """
-        if not 0.0 < target_fpr < 0.5:
-            raise DetectorError("target_fpr must be in (0, 0.5)")
-        if not 0.0 < holdout < 1.0:
-            raise DetectorError("holdout must be in (0, 1)")
+        _check_train_args(target_fpr, holdout, confidence, volume_cap, population)
         p = params or ForestParams()
         fc = feature_config or FeatureConfig()
-        if not 0.5 <= confidence < 1.0:
-            raise DetectorError("confidence must be in [0.5, 1)")
-        if volume_cap is not None and not volume_cap > 0.0:
-            raise DetectorError("volume_cap must be > 0 (or None for no cap)")
-        if population is not None and population < 2:
-            raise DetectorError("population must be >= 2 (or None for the training population)")
-        batch = featurize(FeatureExtractor(fc), events)
-        ts = np.fromiter((e.ts for e in events), dtype=np.int64, count=len(events))
-        mature = np.flatnonzero((batch.history >= min_history) & (batch.age_ms >= min_age_ms))
+        batch, states, baselines = _training_rows(events, fc, initial_states, groups)
+        mature = _fit_rows(events, batch, min_history, min_age_ms, burn_in_ms)
         owner = np.array([events[int(i)].principal for i in mature], dtype=object)
         names, who = np.unique(owner, return_inverse=True)
         folds = max(2, round(1.0 / holdout))
@@ -275,22 +489,14 @@ class Detector:
                 f"calibration needs at least {folds} principals past warm-up, got {len(names)}"
             )
         rng = np.random.default_rng(p.random_state)
-        # Folds are whole principals: a threshold has to hold for principals the forest has
-        # never seen, and a principal's own events are not exchangeable with a stranger's.
-        fold_of = rng.permutation(len(names)) % folds
-        ev_fold = fold_of[who]
-        n_hold = int(np.bincount(ev_fold, minlength=folds).min())
-        if len(mature) - n_hold < 2 * p.max_samples or len(mature) < 20 / target_fpr:
-            raise DetectorError(
-                f"not enough baseline events past warm-up: {len(mature)} (need "
-                f"{max(int(20 / target_fpr), 2 * p.max_samples + n_hold)})"
-            )
-        X_all = batch.X[mature]
-        forest = _fit(X_all, p)
-        oof = np.empty(len(mature))
+        ev_fold = _principal_folds(who, len(names), folds, len(mature), p, target_fpr, rng)
+        X_fit = batch.X[mature]
+        forest = _fit(X_fit, p)
+        tail = TailReference.of(X_fit)
+        oof = p.tail_weight * tail.score(X_fit)
         for k in range(folds):
             held = ev_fold == k
-            oof[held] = CompiledForest(_fit(X_all[~held], p)).score(X_all[held])
+            oof[held] += CompiledForest(_fit(X_fit[~held], p)).score(X_fit[held])
         threshold = _calibrate(
             oof,
             who,
@@ -301,23 +507,14 @@ class Detector:
             volume_cap=volume_cap,
             population=population,
         )
-        n_fit = len(mature)
-        X_fit = X_all
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(X_fit).tobytes())
-        digest.update(
-            json.dumps(
-                [
-                    p.n_estimators,
-                    p.max_samples,
-                    p.random_state,
-                    p.background,
-                    p.background_reach,
-                    fc.to_dict(),
-                    FEATURE_NAMES,
-                ]
-            ).encode()
+        evidence = _evidence_thresholds(
+            events, fc, baselines, forest, tail, p, target_fpr, threshold, rng
         )
+        trained = _trained_info(events, p, len(mature), folds) | {
+            "calibration_confidence": confidence,
+            "calibration_volume_cap": volume_cap,
+            "calibration_population": population,
+        }
         return cls(
             forest,
             feature_config=fc,
@@ -326,24 +523,13 @@ class Detector:
             reference=FeatureReference.of(X_fit),
             min_history=min_history,
             min_age_ms=min_age_ms,
-            model_version=f"iforest-{digest.hexdigest()[:12]}",
-            trained={
-                "events": len(events),
-                "fit_rows": int(n_fit),
-                "holdout_rows": int(n_fit),
-                "calibration_folds": folds,
-                "calibration_confidence": confidence,
-                "calibration_volume_cap": volume_cap,
-                "calibration_population": population,
-                "principals": len({e.principal for e in events}),
-                "first_ts": int(ts.min()) if len(ts) else 0,
-                "last_ts": int(ts.max()) if len(ts) else 0,
-                "n_estimators": p.n_estimators,
-                "max_samples": p.max_samples,
-                "random_state": p.random_state,
-                "background": p.background,
-                "background_reach": p.background_reach,
-            },
+            model_version=_model_version(X_fit, p, fc),
+            trained=trained,
+            states=states,
+            baselines=baselines,
+            tail=tail,
+            tail_weight=p.tail_weight,
+            evidence_thresholds=evidence,
         )
 
     # --- persistence -----------------------------------------------------------------------
@@ -368,6 +554,13 @@ class Detector:
             "model_version": self.model_version,
             "trained": json.dumps(self.trained, sort_keys=True),
         }
+        obj["states"], obj["states_sha256"] = encode_states(self.states)
+        obj["baselines"] = json.dumps(
+            self.baselines.to_dict() if self.baselines is not None else None, sort_keys=True
+        )
+        obj["tail"] = json.dumps(self.tail.to_dict() if self.tail is not None else None)
+        obj["tail_weight"] = self.tail_weight
+        obj["evidence_thresholds"] = json.dumps([list(x) for x in self.evidence_thresholds])
         try:
             sio.dump(obj, Path(path))
         except OSError as exc:
@@ -422,6 +615,13 @@ class Detector:
                 min_age_ms=int(obj["min_age_ms"]),
                 model_version=str(obj["model_version"]),
                 trained=json.loads(obj["trained"]),
+                states=decode_states(str(obj["states"]), str(obj["states_sha256"])),
+                baselines=_optional(Baselines.from_dict, obj["baselines"]),
+                tail=_optional(TailReference.from_dict, obj["tail"]),
+                tail_weight=float(obj["tail_weight"]),
+                evidence_thresholds=tuple(
+                    (int(h), float(t)) for h, t in json.loads(str(obj["evidence_thresholds"]))
+                ),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, DetectorError) as exc:
             raise ModelLoadError(f"model file {p} lacks or garbles a field") from exc

@@ -17,7 +17,7 @@ import numpy as np
 from streamproc.detector.decide import Containment, Decider
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.explain import Reason
-from streamproc.detector.features import N_FEATURES, PrincipalState
+from streamproc.detector.features import PrincipalState, featurize
 from streamproc.detector.model import Detector
 
 
@@ -64,19 +64,8 @@ class Scorer:
     ) -> BatchResult:
         """Score and decide ``events`` (any order; processed by event time, stable)."""
         n = len(events)
-        X = np.empty((n, N_FEATURES), dtype=np.float64)
-        hist = np.empty(n, dtype=np.int64)
-        age = np.empty(n, dtype=np.int64)
-        order = sorted(range(n), key=lambda i: events[i].ts)
-        update = self.extractor.update
-        for i in order:
-            ev = events[i]
-            st = states.get(ev.principal)
-            if st is None:
-                st = states[ev.principal] = PrincipalState()
-            hist[i] = st.n
-            X[i] = update(st, ev)
-            age[i] = ev.ts - st.first_ts
+        batch = featurize(self.extractor, events, states)
+        X, hist, age, order = batch.X, batch.history, batch.age_ms, batch.order
         scores = self.detector.score(X) if n else np.empty(0)
         decider = self.decider
         out: list[Scored | None] = [None] * n

@@ -35,6 +35,7 @@ from streamproc.detector import (
     Scorer,
     parse_event,
 )
+from streamproc.detector.state import seed_state
 from streamproc.errors import ConfigError, DetectorError, RecordError, StreamprocError
 from streamproc.keys import Keyring
 from streamproc.pipeline.deadletter import DeadLetterSealer, source_headers
@@ -195,6 +196,9 @@ class DetectFlow:
             p = result.principal
             if p not in src:
                 st, done = cache.get(p)
+                # No blind start: a principal the table does not know (or knows less recent
+                # history of than the model) continues from the deployed model's state.
+                st = seed_state(st, self.detector.initial_state(p))
                 if st is not None:
                     states[p] = st
                 src[p] = done

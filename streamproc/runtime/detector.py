@@ -194,6 +194,16 @@ def add_detector(
         flow.scorer.decider.threshold,
         enforce,
     )
+    if audit is not None:
+        # Which model judges this topology from now on (a change shows as a new version).
+        audit.append(
+            AuditKind.MODEL_LOAD,
+            topology=name,
+            model_version=str(flow.detector.model_version),
+            worker=str(app.conf.id),
+            states=len(flow.detector.states),
+            threshold=float(flow.scorer.decider.threshold),
+        )
     handle = _batch_handler(app, flow, table, out, contain, dead, metrics, last_offset)
 
     async def detect(stream: Any) -> None:

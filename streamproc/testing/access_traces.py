@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
-DAY = 86_400_000
-HOUR = 3_600_000
-MIN = 60_000
+from streamproc.detector.events import DAY_MS, HOUR_MS, MINUTE_MS
+
+DAY = DAY_MS
+HOUR = HOUR_MS
+MIN = MINUTE_MS
 SEC = 1_000
 
 KINDS: tuple[str, ...] = (

@@ -73,6 +73,10 @@ OK: list[tuple[AuditKind, dict[str, Any]]] = [
             "permission": "deny",
         },
     ),
+    (
+        AuditKind.MODEL_LOAD,
+        {"topology": "access", "model_version": "iforest-3f2a", "states": 80, "threshold": 0.49},
+    ),
 ]
 
 

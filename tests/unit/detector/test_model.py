@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from streamproc.detector.decide import Decider
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import (
     FEATURE_BOUNDS,
@@ -26,7 +27,10 @@ def test_score_one_row_and_batch_agree(
     assert batch.shape == (2000,)
     assert ((batch > 0) & (batch <= 1)).all()
     assert small_detector.score_one(X[7]) == pytest.approx(batch[7], abs=1e-12)
-    np.testing.assert_allclose(batch, -small_detector.forest.score_samples(X), atol=1e-12)
+    # the forest's own score plus the weighted tail score
+    tail = small_detector.tail_weight * small_detector.tail.score(X)  # type: ignore[union-attr]
+    np.testing.assert_allclose(batch, -small_detector.forest.score_samples(X) + tail, atol=1e-12)
+    assert small_detector.tail_weight > 0
 
 
 def test_threshold_is_calibrated_on_held_back_normal(
@@ -88,7 +92,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/3 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/4 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -96,7 +100,7 @@ def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
 
 def test_too_little_baseline_is_an_error(baseline_events: list[AccessEvent]) -> None:
     with pytest.raises(DetectorError, match="not enough baseline"):
-        Detector.train(baseline_events[:3000], min_age_ms=0)
+        Detector.train(baseline_events[:1500], min_age_ms=0, burn_in_ms=0)
     with pytest.raises(DetectorError, match="target_fpr"):
         Detector.train(baseline_events, target_fpr=0.0)
 
@@ -205,3 +209,70 @@ def test_background_box_is_one_sided_where_only_high_values_are_strange() -> Non
             assert lo[i] == X[:, i].min()
             assert hi[i] == pytest.approx(min(FEATURE_BOUNDS[i][1], reach))
             assert hi[i] >= X[:, i].max()
+
+
+def test_a_format_3_model_is_refused_with_a_hint(tmp_path: Path, small_detector: Detector) -> None:
+    p = tmp_path / "v3.skops"
+    sio.dump({"format": "streamproc.detector/3", "forest": small_detector.forest}, p)
+    with pytest.raises(ModelLoadError, match=r"streamproc\.detector/3 model.*retrain"):
+        Detector.load(p)
+
+
+def test_the_model_keeps_the_state_training_ended_with(
+    tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    det = small_detector
+    assert set(det.states) == {e.principal for e in baseline_events}
+    fresh: dict[str, object] = {}
+    featurize(det.extractor(), baseline_events, fresh)  # type: ignore[arg-type]
+    assert {p: s.to_dict() for p, s in det.states.items()} == {
+        p: s.to_dict()  # type: ignore[attr-defined]
+        for p, s in fresh.items()
+    }
+    p = tmp_path / "m.skops"
+    det.save(p)
+    loaded = Detector.load(p)
+    assert {k: s.to_dict() for k, s in loaded.states.items()} == {
+        k: s.to_dict() for k, s in det.states.items()
+    }
+    # copies: scoring from them leaves the model's states alone
+    st = loaded.initial_states()
+    n_before = loaded.states[baseline_events[0].principal].n
+    featurize(loaded.extractor(), baseline_events[:50], st)
+    assert loaded.states[baseline_events[0].principal].n == n_before
+
+
+def test_a_garbled_state_digest_is_refused(tmp_path: Path, small_detector: Detector) -> None:
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
+    obj["states"] = obj["states"].replace('"n":', '"n": 1', 1)
+    sio.dump(obj, p)
+    with pytest.raises(ModelLoadError, match="garbles"):
+        Detector.load(p)
+
+
+def test_retraining_carries_state_forward(baseline_events: list[AccessEvent]) -> None:
+    kw = {"min_age_ms": 3 * 86_400_000, "params": ForestParams(n_estimators=10)}
+    half = len(baseline_events) // 2
+    first = Detector.train(baseline_events, **kw)  # type: ignore[arg-type]
+    cut = baseline_events[half]
+    first_part = Detector.train(baseline_events[:half], **kw)  # type: ignore[arg-type]
+    later = [e for e in baseline_events[half:] if e.ts >= cut.ts]
+    second = Detector.train(later, initial_states=first_part.states, **kw)  # type: ignore[arg-type]
+    for name, st in first.states.items():
+        assert second.states[name].n == st.n
+        assert second.states[name].last_ts == st.last_ts
+
+
+def test_evidence_thresholds_are_calibrated_and_persisted(
+    tmp_path: Path, small_detector: Detector
+) -> None:
+    ev = small_detector.evidence_thresholds
+    assert ev and all(t >= small_detector.threshold for _, t in ev)
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    assert Detector.load(p).evidence_thresholds == ev
+    assert Decider.from_detector(small_detector).evidence_thresholds == tuple(sorted(ev))
+    # an explicit threshold replaces every calibrated one
+    assert Decider.from_detector(small_detector, threshold=0.7).evidence_thresholds == ()

@@ -4,18 +4,24 @@ cache in front of the table, and start-up errors."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from streamproc.avro.codec import Encoder
 from streamproc.config.topology import load_topology
-from streamproc.detector import AccessEvent, PrincipalState
+from streamproc.detector import AccessEvent, Decider, PrincipalState, Scorer, parse_event
+from streamproc.detector.model import Detector, ForestParams
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyring
 from streamproc.pipeline import H_DLQ_REASON, DeadLetter, dlq_aad, open_envelope
-from streamproc.pipeline.detect import AccessDecoder, StateCache, load_detector
-from streamproc.testing.access import ACCESS_SCHEMA, CONTAINMENT_SCHEMA, AccessEncoder
+from streamproc.pipeline.detect import AccessDecoder, DetectFlow, StateCache, load_detector
+from streamproc.testing.access import ACCESS_SCHEMA, CONTAINMENT_SCHEMA, AccessEncoder, load_schema
+from streamproc.testing.access_traces import generate
+from tests.unit.detector.conftest import SMALL
 
 EVENT = {
     "event_id": "e-1",
@@ -109,3 +115,70 @@ def test_missing_model_fails_at_start_with_a_way_out(tmp_path: Path) -> None:
     topo = load_topology(topology(tmp_path, model="missing.skops", cooldown=3))
     with pytest.raises(ConfigError, match=r"detector\.cooldown"):
         load_detector(topo)
+
+
+@dataclass
+class Msg:
+    """What the flow reads of a consumed message."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None
+
+
+@pytest.fixture(scope="module")
+def detect_flow(tmp_path_factory: pytest.TempPathFactory) -> tuple[DetectFlow, list[Msg]]:
+    """A flow with a small trained model, and messages of principals the model knows."""
+    rows = generate(replace(SMALL, seed=901, incidents_per_kind=0))
+    det = Detector.train(
+        [parse_event(r) for r in rows], min_age_ms=3 * 86_400_000, params=ForestParams(50)
+    )
+    tmp = tmp_path_factory.mktemp("detect")
+    topo = load_topology(topology(tmp, model="model.skops"))
+    decider = Decider.from_detector(det)
+    flow = DetectFlow(
+        topo, det, Scorer(det, decider), AccessDecoder(topo, Keyring.generate()), _encoder()
+    )
+    enc = AccessEncoder()
+    last = max(r["ts"] for r in rows)
+    later = [
+        dict(r, ts=last + 60_000 * (i + 1), event_id=f"late-{i}") for i, r in enumerate(rows[:40])
+    ]
+    msgs = [
+        Msg(enc.key(r), enc.encode(r), "a.events", 0, i, r["ts"] / 1000)
+        for i, r in enumerate(later)
+    ]
+    return flow, msgs
+
+
+def _encoder() -> Any:
+    return Encoder(load_schema(CONTAINMENT_SCHEMA), "single-object", None)
+
+
+def test_a_principal_new_to_the_table_continues_from_the_model(
+    detect_flow: tuple[DetectFlow, list[Msg]],
+) -> None:
+    flow, msgs = detect_flow
+    store: dict[str, Any] = {}
+    res = flow.process(msgs[:1], StateCache(store))
+    ((principal, _part, raw),) = res.states
+    model_state = flow.detector.initial_state(principal)
+    assert model_state is not None and model_state.n > 0
+    assert json.loads(raw)["state"]["n"] == model_state.n + 1  # not a blind start at 1
+
+
+def test_events_redelivered_after_a_crash_are_not_counted_twice(
+    detect_flow: tuple[DetectFlow, list[Msg]],
+) -> None:
+    flow, msgs = detect_flow
+    store: dict[str, Any] = {}
+    cache = StateCache(store)
+    first = flow.process(msgs, cache)
+    assert first.scored == len(msgs)
+    for principal, _part, raw in first.states:
+        store[principal] = raw
+    again = flow.process(msgs, cache)  # the uncommitted tail, delivered again
+    assert again.scored == 0 and again.states == [] and again.contained == []

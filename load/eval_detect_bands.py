@@ -1,0 +1,201 @@
+"""Evaluate the detector as deployed, on traces of both generators, per kind and per band.
+
+Protocol (docs/detector.md, "Evaluation"): a model is trained on the history of one trace
+of one generator (``--train``); every evaluated trace is another seed, of either generator,
+that neither training nor tuning used. Its history (the days before deployment) is folded
+into the per-principal state unscored -- the deployed agent has seen it -- and scoring
+counts from the first event after deployment. Reported: recall per incident kind and per
+activity band of the victim (events a day over its history: <= 2, 2-10, > 10), the normal
+flag rate per band against the target, ROC-AUC, and scoring throughput.
+
+Seeds: training uses seed 1000 (access) / 2000 (office); tuning looked only at seeds 100
+and 101 of each generator; evaluate other seeds (default 1 2 3).
+
+    python -m load.eval_detect_bands --train access --seeds 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from streamproc.detector.events import DAY_MS, AccessEvent, parse_event
+from streamproc.detector.features import featurize
+from streamproc.detector.model import Detector
+from streamproc.detector.pipeline import Scorer
+from streamproc.testing.access_traces import TraceConfig
+from streamproc.testing.access_traces import generate as access_generate
+from streamproc.testing.office_traces import OfficeConfig, deploy_ts
+from streamproc.testing.office_traces import generate as office_generate
+
+BANDS: tuple[str, ...] = ("<=2", "2-10", ">10")
+ACCESS = TraceConfig(n_principals=80, days=17, history_days=14, incidents_per_kind=4)
+OFFICE = OfficeConfig(n_people=150, n_services=8, days=24, history_days=21, incidents_per_kind=4)
+TRAIN_SEED = {"access": 1000, "office": 2000}
+TUNING_SEEDS = (100, 101)
+
+
+def band_of(rate: float) -> str:
+    """Activity band of a principal from its events a day."""
+    return BANDS[0] if rate <= 2 else (BANDS[1] if rate <= 10 else BANDS[2])
+
+
+@dataclass
+class Trace:
+    """One labelled trace split at deployment."""
+
+    name: str
+    history: list[AccessEvent]
+    rows: list[dict[str, Any]]  # after deployment, labelled
+    history_days: float
+
+
+def access_trace(seed: int, cfg: TraceConfig = ACCESS) -> Trace:
+    rows = access_generate(replace(cfg, seed=seed))
+    t0 = min(r["ts"] for r in rows) // DAY_MS * DAY_MS
+    cut = t0 + cfg.history_days * DAY_MS
+    return _split(f"access-{seed}", rows, cut, cfg.history_days)
+
+
+def office_trace(seed: int, cfg: OfficeConfig = OFFICE) -> Trace:
+    c = replace(cfg, seed=seed)
+    return _split(f"office-{seed}", office_generate(c), deploy_ts(c), c.history_days)
+
+
+def _split(name: str, rows: list[dict[str, Any]], cut: int, days: float) -> Trace:
+    hist = [parse_event(r) for r in rows if r["ts"] < cut]
+    return Trace(name, hist, [r for r in rows if r["ts"] >= cut], float(days))
+
+
+def train(kind: str, seed: int | None = None, **kw: Any) -> Detector:
+    """A model on the clean history of one trace of generator ``kind``."""
+    s = TRAIN_SEED[kind] if seed is None else seed
+    tr = access_trace(s, replace(ACCESS, incidents_per_kind=0))
+    if kind == "office":
+        tr = office_trace(s, replace(OFFICE, incidents_per_kind=0))
+    return Detector.train(tr.history, **kw)
+
+
+@dataclass
+class Result:
+    """Measured on the post-deployment part of one trace."""
+
+    name: str
+    events: int
+    auc: float
+    seconds: float
+    target: float
+    normal: Counter[str] = field(default_factory=Counter)
+    normal_flagged: Counter[str] = field(default_factory=Counter)
+    incidents: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)
+
+
+def evaluate(det: Detector, tr: Trace) -> Result:
+    """Fold the history into state, score the rest, count per kind and band."""
+    scorer = Scorer(det)
+    states = det.initial_states()
+    featurize(scorer.extractor, tr.history, states)
+    per_day = Counter(e.principal for e in tr.history)
+    who = {r["principal"] for r in tr.rows}
+    band = {p: band_of(per_day.get(p, 0) / tr.history_days) for p in who}
+    events = [parse_event(r) for r in tr.rows]
+    t0 = time.perf_counter()
+    out = scorer.process(events, states).scored
+    secs = time.perf_counter() - t0
+    labels = np.array([int(r["label"]) for r in tr.rows])
+    scores = np.array([s.score for s in out])
+    res = Result(tr.name, len(events), float(roc_auc_score(labels, scores)), secs, det.target_fpr)
+    hit: dict[str, bool] = {}
+    kind_band: dict[str, tuple[str, str]] = {}
+    for r, s in zip(tr.rows, out, strict=True):
+        b = band[r["principal"]]
+        if not r["label"]:
+            res.normal[b] += 1
+            res.normal_flagged[b] += int(s.flagged)
+            continue
+        iid = r["incident_id"]
+        kind_band.setdefault(iid, (r["incident_kind"], b))
+        hit[iid] = hit.get(iid, False) or s.flagged
+    for iid, kb in kind_band.items():
+        res.incidents.setdefault(kb, []).append(hit[iid])
+        if not hit[iid]:
+            res.missed.append(iid)
+    return res
+
+
+def _table(results: Sequence[Result], title: str) -> list[str]:
+    kinds = sorted({k for r in results for k, _ in r.incidents})
+    agg: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for r in results:
+        for kb, v in r.incidents.items():
+            agg[kb] += v
+    lines = [f"#### {title}", "", "| kind | " + " | ".join(BANDS) + " | all |", "|---" * 5 + "|"]
+    for k in kinds:
+        cells = []
+        for b in (*BANDS, None):
+            v = [x for (kk, bb), xs in agg.items() if kk == k and b in (None, bb) for x in xs]
+            cells.append(f"{sum(v)}/{len(v)}" if v else "-")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    tot = [
+        [x for (_, bb), xs in agg.items() if b in (None, bb) for x in xs] for b in (*BANDS, None)
+    ]
+    lines.append(
+        "| **recall** | " + " | ".join(f"{np.mean(v):.3f}" if v else "-" for v in tot) + " |"
+    )
+    nf = [
+        (sum(r.normal_flagged[b] for r in results), sum(r.normal[b] for r in results))
+        for b in BANDS
+    ]
+    allf = (sum(x for x, _ in nf), sum(y for _, y in nf))
+    lines.append(
+        "| normal flag rate (target "
+        f"{results[0].target:.2%}) | "
+        + " | ".join(f"{x / y:.2%} of {y}" if y else "-" for x, y in (*nf, allf))
+        + " |"
+    )
+    aucs = ", ".join(f"{r.name} {r.auc:.4f}" for r in results)
+    ev = sum(r.events for r in results) / max(sum(r.seconds for r in results), 1e-9)
+    lines += ["", f"ROC-AUC: {aucs}; scoring {ev:,.0f} events/s (batch of a whole trace)"]
+    missed = [m for r in results for m in r.missed]
+    lines.append(f"missed: {', '.join(missed) or '-'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", choices=sorted(TRAIN_SEED), default="access")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--target-fpr", type=float, default=0.01)
+    ap.add_argument(
+        "--generators", nargs="+", choices=("access", "office"), default=["access", "office"]
+    )
+    a = ap.parse_args(argv)
+    if set(a.seeds) & {*TUNING_SEEDS, *TRAIN_SEED.values()}:
+        print("note: evaluating on a tuning or training seed", file=sys.stderr)
+    t0 = time.monotonic()
+    det = train(a.train, target_fpr=a.target_fpr)
+    print(
+        f"trained on {a.train} seed {TRAIN_SEED[a.train]} in {time.monotonic() - t0:.0f} s, "
+        f"threshold {det.threshold:.4f}",
+        file=sys.stderr,
+    )
+    for gen in a.generators:
+        make = access_trace if gen == "access" else office_trace
+        results = [evaluate(det, make(s)) for s in a.seeds]
+        seeds = " ".join(map(str, a.seeds))
+        print("\n".join(_table(results, f"trained on {a.train}, evaluated on {gen} seeds {seeds}")))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

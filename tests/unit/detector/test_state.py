@@ -1,0 +1,56 @@
+"""States travelling with a model: encoding, digest, and the seeding rule of the agent."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamproc.detector.events import AccessEvent
+from streamproc.detector.features import FeatureExtractor, PrincipalState
+from streamproc.detector.state import copy_state, decode_states, encode_states, seed_state
+from streamproc.errors import DetectorError
+
+T0 = 1_709_546_400_000
+
+
+def _state(n: int, t0: int = T0) -> PrincipalState:
+    fx, st = FeatureExtractor(), PrincipalState()
+    for i in range(n):
+        fx.update(st, AccessEvent(f"e{i}", t0 + i * 60_000, "p", "a.b", "READ", 5, 50, "ip", True))
+    return st
+
+
+def test_encode_decode_round_trip_and_digest() -> None:
+    states = {"b": _state(3), "a": _state(5)}
+    doc, digest = encode_states(states)
+    back = decode_states(doc, digest)
+    assert {k: v.to_dict() for k, v in back.items()} == {k: v.to_dict() for k, v in states.items()}
+    assert encode_states(back) == (doc, digest)
+    with pytest.raises(DetectorError, match="digest"):
+        decode_states(doc.replace('"n":3', '"n":4'), digest)
+
+
+def test_copy_is_deep() -> None:
+    st = _state(4)
+    cp = copy_state(st)
+    cp.datasets["a.b"][0] += 10
+    assert st.datasets["a.b"][0] != cp.datasets["a.b"][0]
+
+
+def test_seed_state_never_overwrites_newer_state() -> None:
+    model = _state(10)
+    newer = _state(12)  # same start, two more events: later last_ts
+    assert seed_state(newer, model) is newer
+    assert seed_state(None, None) is None
+    assert seed_state(newer, None) is newer
+    seeded = seed_state(None, model)
+    assert seeded is not None and seeded is not model and seeded.to_dict() == model.to_dict()
+
+
+def test_seed_state_replaces_older_state_but_keeps_the_incident_bookkeeping() -> None:
+    model = _state(10)
+    stale = _state(3)
+    stale.alert_ts = T0 + 5
+    stale.flagged = [["e1", T0 + 5]]
+    got = seed_state(stale, model)
+    assert got is not None and got.n == model.n and got.last_ts == model.last_ts
+    assert got.alert_ts == T0 + 5 and got.flagged == [["e1", T0 + 5]]
