@@ -255,8 +255,7 @@ class PrefixLadder(_Ladder):
 
     def count(self, value: str, counts: dict[str, int]) -> None:
         """Add one newly seen distinct value to the per-prefix counts."""
-        for n in self.lengths:
-            p = value[:n]
+        for p in {value[:n] for n in self.lengths}:  # a short value is its own prefix once
             counts[p] = counts.get(p, 0) + 1
 
 
