@@ -86,7 +86,9 @@ def build_table(
     for j, lad in enumerate(ladders):
         column = [r[j] for r in rows]
         dom = lad.domain_of(column)
-        per_level = [[lad.cell(v, lv) for v in column] for lv in range(lad.top + 1)]
+        by_value = [lad.cells(v) for v in column]
+        per_level = [[c[lv] for c in by_value] for lv in range(lad.top)]
+        per_level.append([None] * len(column))
         cells.append(per_level)
         ncps.append(
             [[lad.ncp(c, v, dom) for c, v in zip(cl, column, strict=True)] for cl in per_level]
@@ -215,10 +217,14 @@ def _finish(
     for i, c in enumerate(cells):
         members[c].append(i)
     blank: tuple[Cell, ...] = (None,) * q
+    valid: dict[tuple[int, ...], set[tuple[Cell, ...]]] = defaultdict(set)
     for combo, idx in members.items():
         if combo != blank and not t.valid(idx):
             for i in idx:
                 level_of[i], cells[i] = tops, blank
+        elif combo != blank:
+            valid[level_of[idx[0]]].add(combo)
+    _rehome(t, level_of, cells, valid, blank)
     suppressed = [c == blank for c in cells]
     values = [tuple(lad.render(c[j]) for j, lad in enumerate(ladders)) for c in cells]
     n = len(rows)
@@ -236,6 +242,33 @@ def _finish(
         fields=tuple(lad.path for lad in ladders),
         levels=level_of,
     )
+
+
+def _rehome(
+    t: _Table,
+    level_of: list[tuple[int, ...]],
+    cells: list[tuple[Cell, ...]],
+    valid: dict[tuple[int, ...], set[tuple[Cell, ...]]],
+    blank: tuple[Cell, ...],
+) -> None:
+    """Put each suppressed record into the finest valid combination that covers it, if any.
+
+    Adding records to a combination that already has >= k records and >= l distinct sensitive
+    values keeps both, so this only lowers loss (the stream engine's reuse, in batch).
+    """
+    q = len(cells[0]) if cells else 0
+    for i, c in enumerate(cells):
+        if c != blank:
+            continue
+        best: tuple[float, tuple[int, ...], tuple[Cell, ...]] | None = None
+        for levels, combos in valid.items():
+            mine = tuple(t.cells[j][levels[j]][i] for j in range(q))
+            if mine in combos:
+                loss = sum(t.ncp[j][levels[j]][i] for j in range(q))
+                if best is None or loss < best[0]:
+                    best = (loss, levels, mine)
+        if best is not None:
+            level_of[i], cells[i] = best[1], best[2]
 
 
 def combination_counts(cells: Sequence[tuple[Cell, ...]]) -> Counter[tuple[Cell, ...]]:

@@ -87,6 +87,10 @@ class _Ladder:
         """The value's cell at ``level`` (``None`` at the top, or for a missing value)."""
         raise NotImplementedError
 
+    def cells(self, value: Any) -> list[Cell]:
+        """The value's cell at every non-top level, finest first."""
+        return [self.cell(value, lv) for lv in range(self.depth)]
+
     def render(self, cell: Cell) -> Any:
         """The output value of a cell (``{"lo", "hi"}``, a prefix, a category, or None)."""
         return cell
@@ -150,20 +154,36 @@ class IntervalLadder(_Ladder):
         return None
 
     def cell(self, value: Any, level: int) -> Cell:
-        if level >= self.depth:
-            return None
+        return self.cells(value)[level] if level < self.depth else None
+
+    def cells(self, value: Any) -> list[Cell]:
+        """The value's cell at every non-top level, finest first, in one pass (hot path).
+
+        Level 0's bucket index is exact integer arithmetic on the value's ratio; each coarser
+        index is the finer one floor-divided by the integer ratio of the widths.
+        """
         x = self._scalar(value)
         if x is None:
-            return None
-        if self.widths:
-            idx = math.floor(x / self.widths[0])
-            for i in range(level):
-                idx //= int(self.widths[i + 1] / self.widths[i])
-            lo, hi = idx * self.widths[level], (idx + 1) * self.widths[level]
-            if self.kind == base.INTEGER:
-                return (int(lo), int(hi))
-            return (float(lo), float(hi))
-        return _time_cell(int(x), self.units[level], _PER_DAY[str(self.logical or "date")])
+            return [None] * self.depth
+        if not self.widths:
+            per_day = _PER_DAY[str(self.logical or "date")]
+            return [_time_cell(int(x), u, per_day) for u in self.units]
+        a, b = (x, 1) if isinstance(x, int) else (x.numerator, x.denominator)
+        w0 = self.widths[0]
+        idx = (a * w0.denominator) // (b * w0.numerator)
+        out: list[Cell] = []
+        prev = w0
+        integer = self.kind == base.INTEGER
+        for w in self.widths:
+            if w is not w0:
+                idx //= (w / prev).numerator  # an integer ratio, checked at parse time
+                prev = w
+            num, den = w.numerator, w.denominator
+            if integer:
+                out.append((idx * num, (idx + 1) * num))
+            else:  # int / int is correctly rounded, so the float bounds stay ordered
+                out.append(((idx * num) / den, ((idx + 1) * num) / den))
+        return out
 
     def render(self, cell: Cell) -> Any:
         if cell is None:

@@ -27,7 +27,7 @@ occurs in >= k released records with >= l distinct values of each sensitive attr
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ class _Entry:
     qi: tuple[Any, ...]
     sensitive: Sensitive
     arrival_ms: int
-    cells: list[list[Cell]]  # [qi][level]
+    cells: list[list[Cell]]  # [qi][level], the top level (None) included
 
 
 @dataclass
@@ -133,15 +133,13 @@ class StreamAnonymizer:
         if len(qi) != len(self.ladders):
             raise ValueError("qi has the wrong number of values")
         seq, self._seq = self._seq, self._seq + 1
-        cells = [
-            [lad.cell(v, lv) for lv in range(lad.top)]
-            for lad, v in zip(self.ladders, qi, strict=True)
-        ]
+        # Every level's cell, the top (None) included, so a combination is a plain lookup.
+        cells = [[*lad.cells(v), None] for lad, v in zip(self.ladders, qi, strict=True)]
         e = _Entry(seq, item_id, tuple(qi), tuple(sensitive or ()), arrival_ms, cells)
         self._buf[seq] = e
         self._ids.add(item_id)
         for j, per_level in enumerate(cells):
-            for lv, c in enumerate(per_level):
+            for lv, c in enumerate(per_level[:-1]):
                 self._index[j][lv].setdefault(c, set()).add(seq)
             self._grow_domain(j, qi[j])
         heapq.heappush(self._heap, (arrival_ms + self.max_delay_ms, seq))
@@ -215,20 +213,21 @@ class StreamAnonymizer:
     # --- decisions ---------------------------------------------------------------------
 
     def _ncp(self, e: _Entry, j: int, lv: int) -> float:
-        cell = e.cells[j][lv] if lv < self._tops[j] else None
-        return self.ladders[j].ncp(cell, e.qi[j], self._doms[j] or Domain())
+        return self.ladders[j].ncp(e.cells[j][lv], e.qi[j], self._doms[j] or Domain())
 
     def _loss(self, e: _Entry, levels: Sequence[int]) -> float:
         return sum(self._ncp(e, j, lv) for j, lv in enumerate(levels))
 
     def _combo(self, e: _Entry, levels: Sequence[int]) -> Combo:
-        return tuple(e.cells[j][lv] if lv < self._tops[j] else None for j, lv in enumerate(levels))
+        return tuple([c[lv] for c, lv in zip(e.cells, levels, strict=True)])
 
-    def _valid(self, seqs: Iterable[int]) -> bool:
-        es = [self._buf[s] for s in seqs]
-        if len(es) < self.k:
+    def _valid(self, seqs: Collection[int]) -> bool:
+        if len(seqs) < self.k:
             return False
-        if self.l <= 1 or not es[0].sensitive:
+        if self.l <= 1:
+            return True
+        es = [self._buf[s] for s in seqs]
+        if not es[0].sensitive:
             return True
         width = len(es[0].sensitive)
         return all(len({x.sensitive[a] for x in es}) >= self.l for a in range(width))
@@ -307,7 +306,7 @@ class StreamAnonymizer:
         del self._buf[e.seq]
         self._ids.discard(e.item_id)
         for j, per_level in enumerate(e.cells):
-            for lv, c in enumerate(per_level):
+            for lv, c in enumerate(per_level[:-1]):
                 bucket = self._index[j][lv][c]
                 bucket.discard(e.seq)
                 if not bucket:
