@@ -51,6 +51,12 @@ class Release:
     arrival_ms: int
     released_ms: int
     ncp: tuple[float, ...]  # per QI, on the domain known at release time
+    levels: tuple[int, ...] = ()  # the ladder level per QI
+    replayed: bool = False  # released again at a combination recorded before a restart
+
+    def pin(self) -> dict[str, Any]:
+        """JSON-able (levels, cells) to keep until committed past, for :meth:`replay`."""
+        return {"levels": list(self.levels), "cells": [_to_json(c) for c in self.cells]}
 
 
 @dataclass(frozen=True)
@@ -302,7 +308,9 @@ class StreamAnonymizer:
             return [self._release(self._buf[s], levels, now_ms, reused=False) for s in seqs]
         return [self._release(e, self._tops, now_ms, reused=False)]
 
-    def _release(self, e: _Entry, levels: Sequence[int], now_ms: int, *, reused: bool) -> Release:
+    def _release(
+        self, e: _Entry, levels: Sequence[int], now_ms: int, *, reused: bool, replayed: bool = False
+    ) -> Release:
         del self._buf[e.seq]
         self._ids.discard(e.item_id)
         for j, per_level in enumerate(e.cells):
@@ -320,7 +328,46 @@ class StreamAnonymizer:
         t.reused += reused
         t.ncp = [a + b for a, b in zip(t.ncp, ncp, strict=True)]
         values = tuple(lad.render(c) for lad, c in zip(self.ladders, combo, strict=True))
-        return Release(e.item_id, values, combo, suppressed, reused, e.arrival_ms, now_ms, ncp)
+        return Release(
+            e.item_id,
+            values,
+            combo,
+            suppressed,
+            reused,
+            e.arrival_ms,
+            now_ms,
+            ncp,
+            tuple(levels),
+            replayed,
+        )
+
+    def replay(
+        self,
+        item_id: Hashable,
+        qi: Sequence[Any],
+        sensitive: Sequence[Hashable] | None = None,
+        *,
+        pin: Mapping[str, Any],
+        arrival_ms: int,
+        now_ms: int,
+    ) -> Release | None:
+        """Re-release a re-read record at the combination it was released at before a restart.
+
+        The worker keeps :meth:`Release.pin` of every release it has not yet committed past, in
+        durable state written before the rows are produced; a record read again after a crash
+        or a rebalance is then released at that same combination, so a group cut off mid-send
+        is completed and a duplicate shows the same values (nothing to intersect). Returns None
+        (and buffers the record as usual) if the recorded combination does not cover it.
+        """
+        self.add(item_id, qi, sensitive, arrival_ms=arrival_ms)
+        seq = self._seq - 1
+        e = self._buf[seq]
+        lv = tuple(pin.get("levels", ()))
+        tops = self._tops
+        ok = len(lv) == len(tops) and all(0 <= a <= t for a, t in zip(lv, tops, strict=True))
+        if not ok or self._combo(e, lv) != tuple(_from_json(c) for c in pin.get("cells", ())):
+            return None
+        return self._release(e, lv, now_ms, reused=False, replayed=True)
 
     # --- reporting and state -----------------------------------------------------------
 

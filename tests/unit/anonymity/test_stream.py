@@ -163,3 +163,26 @@ def test_errors_never_echo_ids_or_values() -> None:
     with pytest.raises(ValueError) as info2:
         s.add("x", ("CANARY-v", 1), arrival_ms=0)
     assert "CANARY" not in str(info.value) and "CANARY" not in str(info2.value)
+
+
+def test_replay_after_a_crash_completes_the_group_at_the_same_values() -> None:
+    s = StreamAnonymizer([_age([10, 20])], k=3, max_delay_ms=100)
+    for i, age in enumerate([31, 33, 35]):
+        s.add(i, (age,), arrival_ms=i)
+    group = s.poll(100)
+    pins = {r.item_id: json.loads(json.dumps(r.pin())) for r in group}
+    # Crash before the commit: a fresh worker reads all three again and replays their pins.
+    again = StreamAnonymizer([_age([10, 20])], k=3, max_delay_ms=100)
+    replayed = [
+        again.replay(i, (age,), pin=pins[i], arrival_ms=i, now_ms=5)
+        for i, age in enumerate([31, 33, 35])
+    ]
+    assert [r.values for r in replayed if r is not None] == [r.values for r in group]
+    assert all(r is not None and r.replayed for r in replayed)
+    assert again.buffered() == []
+    # A pin that does not cover the record (another value, another policy) is not used.
+    assert again.replay(7, (55,), pin=pins[0], arrival_ms=6, now_ms=6) is None
+    assert [b.item_id for b in again.buffered()] == [7]
+    assert (
+        again.replay(8, (31,), pin={"levels": [9], "cells": [None]}, arrival_ms=6, now_ms=6) is None
+    )
