@@ -25,7 +25,8 @@ scored by one NCP evaluator: intervals by published width over the data range (i
 count lo..hi-1), category sets and prefixes by (values covered - 1) / (domain - 1), suppressed
 = 1. Utility: logistic regression trained on each anonymized training split, tested on the
 same raw test split (intervals as midpoints, categories as one-hot spread over the values a
-generalized set covers), accuracy and AUC as ratios to the raw model. One more row,
+generalized set covers), accuracy and AUC as ratios to the raw model; ``qi_auc`` is the same
+model on the QIs alone (how much of their own signal survives). One more row,
 ``mondrian on ladder``, widens Mondrian's partitions to the finest ladder cells containing them:
 what Mondrian's free-form ranges cost once the output must be unambiguous on the same ladders.
 """
@@ -308,9 +309,14 @@ def snap_to_ladder(
                 cand = ev.ours(j, lad.cell(r[j], lv))
                 if cand is None or pub is None:
                     continue
-                if (cand[0] == "iv" and cand[1] <= pub[1] and pub[2] <= cand[2]) or (
-                    cand[0] == "set" and pub[1] <= cand[1]
-                ):
+                # A float cell's hi is exclusive; integer cells were made inclusive by ours().
+                exclusive = isinstance(lad, IntervalLadder) and lad.kind == "float"
+                if cand[0] == "iv":
+                    top_ok = pub[2] < cand[2] if exclusive else pub[2] <= cand[2]
+                    fits = cand[1] <= pub[1] and top_ok
+                else:
+                    fits = pub[1] <= cand[1]
+                if fits:
                     best = cand
                     break
             snapped.append(best)
@@ -439,10 +445,15 @@ def evaluate(ds: Dataset, k: int, windows: Sequence[int], seed: int) -> list[dic
             xtr = encode(ev, gens, ds.other[tr])
             xte = encode(ev, test_gens, ds.other[te])
             acc, auc = fit_score(xtr, ds.label[tr], xte, ds.label[te])
+            # The same model on the QIs alone: how much of the QIs' own signal survives.
+            none_tr, none_te = ds.other[tr][:, :0], ds.other[te][:, :0]
+            xq, xqt = encode(ev, gens, none_tr), encode(ev, test_gens, none_te)
+            _, qauc = fit_score(xq, ds.label[tr], xqt, ds.label[te])
             if raw_util is None:
-                raw_util = (acc, auc)
+                raw_util = (acc, auc, qauc)
             row["acc"], row["auc"] = acc, auc
             row["acc_ratio"], row["auc_ratio"] = acc / raw_util[0], auc / raw_util[1]
+            row["qi_auc"], row["qi_auc_ratio"] = qauc, qauc / raw_util[2]
         out.append(row)
     return out
 
@@ -459,20 +470,9 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 def print_table(rows: list[dict[str, Any]], k: int) -> None:
     head = (
-        "dataset",
-        "records",
-        "method",
-        "k_min",
-        "unique",
-        "suppressed",
-        "ncp",
-        "vs_mondrian",
-        "acc",
-        "auc",
-        "acc_ratio",
-        "auc_ratio",
-        "seconds",
-    )
+        "dataset", "records", "method", "k_min", "unique", "suppressed", "ncp", "vs_mondrian",
+        "acc", "auc", "acc_ratio", "auc_ratio", "qi_auc", "qi_auc_ratio", "seconds",
+    )  # fmt: skip
     pct = {"unique", "suppressed"}
     table = [[_fmt(r.get(h), h in pct) for h in head] for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
