@@ -207,6 +207,11 @@ def sanitize_chunks(
     chunks complete. Raises :class:`DecodeError`, :class:`TransformError` or
     :class:`SchemaError` naming the record index (never a value).
     """
+    if plan.anonymity is not None:
+        raise SchemaError(
+            f"schema {plan.schema_file}: record-level k-anonymity groups the whole file, so it "
+            "is sanitized in one process (streamproc.pipeline.anonymize)"
+        )
     try:
         fin = src.open("rb")
     except OSError as exc:

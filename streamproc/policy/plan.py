@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.policy.anonymity import AnonymitySpec
+
 
 @dataclass(frozen=True)
 class FieldLineage:
@@ -39,6 +41,9 @@ class Plan:
     sanitize: Callable[[dict[str, Any]], dict[str, Any]] = field(repr=False)
     #: The generated source of the record functions, for debugging the compiler.
     source_code: str = field(repr=False, default="")
+    #: Record-level k-anonymity (None without it). When set, ``sanitize`` leaves PENDING in
+    #: the ladder fields and the record only encodes after ``anonymity.fill`` (two steps).
+    anonymity: AnonymitySpec | None = field(repr=False, default=None)
 
     @property
     def transformed(self) -> tuple[FieldLineage, ...]:
