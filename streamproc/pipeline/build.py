@@ -62,13 +62,6 @@ def build_flow(topology: Topology, settings: Settings, keyring: Keyring) -> Sani
     plan = compile_plan(
         topology.source.schema, keyring, strict=topology.strict, tag_actions=topology.tags or None
     )
-    if plan.anonymity is not None:
-        # Fail closed until the worker buffers records for the StreamAnonymizer
-        # (docs/anonymity.md, "Worker integration"): per-record sanitize cannot finish them.
-        raise ConfigError(
-            f"{topology.path}: schema {plan.schema_file} declares record-level k-anonymity, "
-            "which the stream worker does not apply yet (use 'streamproc sanitize' for files)"
-        )
     registry = topology_registry(topology, settings)
     sink_id = sink_schema_id(topology, registry, plan.derived_schema_json)
     return SanitizeFlow(

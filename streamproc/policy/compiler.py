@@ -353,7 +353,7 @@ class _Compiler:
                 "(nested quasi fields: use a fixed generalize, or move the field up)",
             )
         if fa.privacy_class != "quasi":
-            raise self._err(path, "a generalize ladder needs \"class\": \"quasi\"")
+            raise self._err(path, 'a generalize ladder needs "class": "quasi"')
         avro_type = self._resolved(f["type"], ns)
         ladder = parse_ladder(fa.params, avro_type, schema_file=self.label, field_path=path)
         self.ladders.append((path, ladder))

@@ -5,7 +5,10 @@ the policy package was split by phase; a change here changes every consumer's de
 and policy fingerprint, so it must be deliberate (re-record the fixture and say why).
 Re-recorded once since: a kept field with a class carries ``"streamproc": {"action": "keep",
 "class": ...}`` so that risk measures on a sanitized topic find its quasi-identifiers (only
-that attribute changed; the fingerprints did not).
+that attribute changed; the fingerprints did not). Re-recorded for customer_profile.avsc only
+when it declared record-level k = 5 with ladders on birth_date, postcode, city and gender
+(issue 13 section 2): their derived types became nullable {lo, hi} / strings, the fingerprint
+changed; the other schemas did not change.
 """
 
 from __future__ import annotations
