@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -102,6 +102,11 @@ def _decoded(reader: Any, src: Path) -> Iterator[dict[str, Any]]:
         n += 1
 
 
+def _staged_records(fin: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Records of a container file this module wrote (the derived schema: always records)."""
+    return cast(Iterator[dict[str, Any]], iter(fastavro.reader(fin)))
+
+
 def anonymize_file(
     plan: Plan,
     src: Path,
@@ -145,8 +150,10 @@ def anonymize_file(
                 fastavro.writer(fstage, plan.derived_schema, staged(), codec="null")
         result = spec.anonymize(rows, sens)
         rows.clear()
-        with stage.open("rb") as fstage, tmp.open("wb") as fout:
-            filled = (spec.fill(r, result.values[i]) for i, r in enumerate(fastavro.reader(fstage)))
+        with stage.open("rb") as staged_in, tmp.open("wb") as fout:
+            filled = (
+                spec.fill(r, result.values[i]) for i, r in enumerate(_staged_records(staged_in))
+            )
             fastavro.writer(fout, plan.derived_schema, filled, codec=out_codec)
         os.replace(tmp, dst)
     finally:
@@ -167,7 +174,7 @@ def _measured(
 
     def report(sensitive: str | None) -> Any:
         with dst.open("rb") as f:
-            return measure(fastavro.reader(f), quasi, sensitive=sensitive, k=spec.k)
+            return measure(_staged_records(f), quasi, sensitive=sensitive, k=spec.k)
 
     base = report(None)
     l_min = {name: report(name).l_min for name in spec.sensitive}

@@ -215,13 +215,13 @@ class _Compiler:
         laddered = {path for path, _ in self.ladders}
         outputs = {f.source_path for f in self.ledger.lineage if f.output_path is not None}
         for f in self.ledger.lineage:
-            if f.privacy_class == "quasi" and f.output_path is not None:
-                if f.source_path not in laddered:
-                    raise self._err(
-                        f.source_path,
-                        "under a record-level k every quasi field that is kept needs a "
-                        "generalize ladder (one level fixes it, e.g. 'to': ['year']) or a drop",
-                    )
+            kept = f.privacy_class == "quasi" and f.output_path is not None
+            if kept and f.source_path not in laddered:
+                raise self._err(
+                    f.source_path,
+                    "under a record-level k every quasi field that is kept needs a "
+                    "generalize ladder (one level fixes it, e.g. 'to': ['year']) or a drop",
+                )
         for name in self.privacy.sensitive:
             if name in laddered:
                 raise self._err(name, "a privacy 'sensitive' field cannot be a quasi ladder field")
