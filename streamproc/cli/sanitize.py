@@ -155,7 +155,7 @@ def _write_lineage(args: argparse.Namespace, plan: Plan, done: AnonymizedFile | 
         key_versions=plan.key_versions,
         state="COMPLETE",
         dataset_namespace="file",
-        anonymity=done.facet() if done is not None else None,
+        anonymity=done.facet(plan.anonymity.facet()) if done and plan.anonymity else None,
     )
     args.lineage.parent.mkdir(parents=True, exist_ok=True)
     with args.lineage.open("a") as fh:

@@ -53,23 +53,18 @@ class AnonymizedFile:
         """More records suppressed than the schema owner's ``max_suppressed`` allows."""
         return self.suppressed_share > self.max_suppressed
 
-    def facet(self) -> dict[str, Any]:
-        """The lineage facet's ``anonymity`` entry (docs/lineage-facet.json)."""
-        return {
-            "k": self.k,
-            "l": self.l,
-            "quasiIdentifiers": list(self.quasi_identifiers),
-            "sensitive": list(self.sensitive),
-            "maxSuppressed": self.max_suppressed,
-            "measured": {
-                "records": self.records,
-                "kMin": self.k_min,
-                "lMin": dict(self.l_min),
-                "suppressedShare": self.suppressed_share,
-                "ncp": self.ncp,
-                "ncpByField": dict(self.ncp_by_field),
-            },
+    def facet(self, bound: dict[str, Any]) -> dict[str, Any]:
+        """The lineage facet's ``anonymity`` entry: ``bound`` (``AnonymitySpec.facet()``)
+        plus what the output achieved (docs/lineage-facet.json)."""
+        measured = {
+            "records": self.records,
+            "kMin": self.k_min,
+            "lMin": dict(self.l_min),
+            "suppressedShare": self.suppressed_share,
+            "ncp": self.ncp,
+            "ncpByField": dict(self.ncp_by_field),
         }
+        return {**bound, "quasiIdentifiers": list(self.quasi_identifiers), "measured": measured}
 
 
 def open_reader(fin: IO[bytes], plan: Plan, src: Path) -> Any:

@@ -124,6 +124,17 @@ class AnonymitySpec:
             max_suppressed=self.privacy.max_suppressed,
         )
 
+    def facet(self) -> dict[str, Any]:
+        """The bound as the lineage facet's ``anonymity`` entry (docs/lineage-facet.json); a
+        batch run adds ``measured``. Field names and numbers only."""
+        return {
+            "k": self.k,
+            "l": self.l,
+            "quasiIdentifiers": list(self.fields),
+            "sensitive": list(self.sensitive),
+            "maxSuppressed": self.privacy.max_suppressed,
+        }
+
     def stream(self, *, max_buffered: int | None = None) -> StreamAnonymizer:
         """Stream: a fresh delay-bounded anonymizer under this spec (one per partition)."""
         return StreamAnonymizer(
