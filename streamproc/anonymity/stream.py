@@ -261,12 +261,11 @@ class StreamAnonymizer:
         members: AbstractSet[int] | None = None  # None: every buffered record
         levels = list(self._tops)
         while True:
-            order = sorted(
-                ((self._ncp(e, j, cur), j) for j, cur in enumerate(levels) if cur > 0),
-                reverse=True,
-            )
+            # Highest NCP first; among equals the first QI, so ties resolve in field order.
+            order = sorted((-self._ncp(e, j, cur), j) for j, cur in enumerate(levels) if cur > 0)
             best: tuple[float, int, AbstractSet[int]] | None = None
-            for gain, j in order:
+            for neg, j in order:
+                gain = -neg
                 if best is not None and gain < best[0]:
                     break
                 lv = levels[j] - 1
