@@ -314,7 +314,29 @@ class CategoryLadder(_Ladder):
         return (len(self.members[str(cell)]) - 1) / (size - 1)
 
 
-Ladder = IntervalLadder | PrefixLadder | CategoryLadder
+@dataclass(frozen=True)
+class KeepLadder(_Ladder):
+    """A quasi field without a ladder: its (already transformed) value, or suppressed.
+
+    The engines must group by every quasi-identifier the output carries, so a quasi field kept
+    as is (or transformed by a scalar action) takes part with this two-level ladder. An
+    unhashable value (a record, an array) cannot be grouped and is suppressed.
+    """
+
+    @property
+    def depth(self) -> int:
+        return 1
+
+    def cell(self, value: Any, level: int) -> Cell:
+        if level >= 1 or value is None or not isinstance(value, Hashable):
+            return None
+        return value
+
+    def ncp(self, cell: Cell, value: Any, domain: Domain) -> float:
+        return 1.0 if cell is None else 0.0
+
+
+Ladder = IntervalLadder | PrefixLadder | CategoryLadder | KeepLadder
 
 
 def parse_ladder(
@@ -493,11 +515,15 @@ def _is_int_text(text: str) -> bool:
 def derived_type(avro_type: Any, field_name: str, ladder: Ladder | None = None) -> Any:
     """The Avro type JSON of a laddered field in the derived schema (always nullable).
 
-    Numbers and times become a record ``{lo, hi}`` of the field's own type (``long`` for
+    A :class:`KeepLadder` field keeps its type, made nullable. Otherwise numbers and times
+    become a record ``{lo, hi}`` of the field's own type (``long`` for
     ``int``, since ``hi`` may pass the int range); strings and categories become a string.
     ``field_name`` names the record type, so it must be unique in the schema (dots are
     replaced).
     """
+    if isinstance(ladder, KeepLadder):
+        branches = avro_type if isinstance(avro_type, list) else [avro_type]
+        return branches if "null" in branches else ["null", *branches]
     vtype, _ = value_type(avro_type)
     if isinstance(ladder, CategoryLadder | PrefixLadder) or vtype.kind in (
         base.STRING,

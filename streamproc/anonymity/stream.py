@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from streamproc.anonymity.ladder import Cell, Domain, IntervalLadder, Ladder, Pr
 Sensitive = tuple[Hashable, ...]
 Combo = tuple[Cell, ...]
 STATE_VERSION = 1
+_EMPTY: frozenset[int] = frozenset()
 MAX_DISTINCT = 100_000  # distinct prefix-field values kept per QI for NCP
 
 
@@ -248,32 +250,38 @@ class StreamAnonymizer:
         return best
 
     def _form_group(self, e: _Entry) -> tuple[list[int], tuple[int, ...]] | None:
-        """Top-down: specialize e's cells while >= k buffered records (l-diverse) share them."""
-        members: set[int] = set(self._buf)
-        if not self._valid(members):
+        """Top-down: specialize e's cells while >= k buffered records (l-diverse) share them.
+
+        Mondrian's rule, as in the batch engine: specialize the QI e is most generalized on
+        (ties: the larger group). Hot path: candidates are tried in that order, so most steps
+        intersect one index set, and the first step reads an index set without copying.
+        """
+        if not self._valid(self._buf.keys()):
             return None
+        members: AbstractSet[int] | None = None  # None: every buffered record
         levels = list(self._tops)
         while True:
-            best: tuple[float, int, int, set[int]] | None = None
-            for j, cur in enumerate(levels):
-                if cur == 0:
-                    continue
-                lv = cur - 1
-                sub = members & self._index[j][lv].get(e.cells[j][lv], set())
+            # Highest NCP first; among equals the first QI, so ties resolve in field order.
+            order = sorted((-self._ncp(e, j, cur), j) for j, cur in enumerate(levels) if cur > 0)
+            best: tuple[float, int, AbstractSet[int]] | None = None
+            for neg, j in order:
+                gain = -neg
+                if best is not None and gain < best[0]:
+                    break
+                lv = levels[j] - 1
+                index: AbstractSet[int] = self._index[j][lv].get(e.cells[j][lv], _EMPTY)
+                sub = index if members is None else index & members
                 if len(sub) < self.k or not self._valid(sub):
                     continue
-                # Mondrian's rule, as in the batch engine: the QI e is most generalized on.
-                # Mondrian's rule, as in the batch engine: the QI e is most generalized on.
-                gain = self._ncp(e, j, cur)
-                if best is None or (gain, len(sub)) > (best[0], len(best[3])):
-                    best = (gain, j, lv, sub)
+                if best is None or len(sub) > len(best[2]):
+                    best = (gain, j, sub)
             if best is None:
                 break
-            _, j, lv, members = best
-            levels[j] = lv
-        if tuple(levels) == self._tops:
+            _, j, members = best
+            levels[j] -= 1
+        if tuple(levels) == self._tops or members is None:
             return None
-        return self._pick(e, members), tuple(levels)
+        return self._pick(e, set(members)), tuple(levels)
 
     def _pick(self, e: _Entry, members: set[int]) -> list[int]:
         """e plus k-1 others, oldest first, taking new sensitive values first to reach l."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streamproc.anonymity import Ladder, parse_ladder
+from streamproc.anonymity import KeepLadder, Ladder, parse_ladder
 
 DATE = {"type": "int", "logicalType": "date"}
 TS_MS = {"type": "long", "logicalType": "timestamp-millis"}
@@ -94,7 +94,20 @@ def levels_qi(draw: Any) -> QiSpec:
     return QiSpec({"levels": maps}, "string", values)
 
 
-QI = st.one_of(int_qi(), float_qi(), date_qi(), ts_qi(), prefix_qi(), levels_qi())
+@st.composite
+def keep_qi(draw: Any) -> QiSpec:
+    """A quasi field without a ladder (kept or scalar-transformed): value or suppressed."""
+    full = st.one_of(st.integers(0, 3), st.sampled_from(["F", "M"]), st.lists(st.integers()))
+    return QiSpec({"keep": True}, "string", st.one_of(_skewed(full, draw), st.none()))
+
+
+QI = st.one_of(int_qi(), float_qi(), date_qi(), ts_qi(), prefix_qi(), levels_qi(), keep_qi())
+
+
+def make_ladder(spec: QiSpec, path: str) -> Ladder:
+    if spec.annotation == {"keep": True}:
+        return KeepLadder(path=path)
+    return parse_ladder(spec.annotation, spec.avro, schema_file="t.avsc", field_path=path)
 
 
 @st.composite
@@ -102,10 +115,7 @@ def table(
     draw: Any, max_qis: int = 4, max_rows: int = 60
 ) -> tuple[list[Ladder], list[tuple[Any, ...]]]:
     specs = draw(st.lists(QI, min_size=1, max_size=max_qis))
-    ladders = [
-        parse_ladder(s.annotation, s.avro, schema_file="t.avsc", field_path=f"q{i}")
-        for i, s in enumerate(specs)
-    ]
+    ladders = [make_ladder(s, f"q{i}") for i, s in enumerate(specs)]
     n = draw(st.integers(0, max_rows))
     rows = [tuple(draw(s.values) for s in specs) for _ in range(n)]
     return ladders, rows

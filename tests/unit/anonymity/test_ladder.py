@@ -19,7 +19,7 @@ from streamproc.anonymity import (
     parse_ladder,
 )
 from streamproc.errors import PolicyError
-from tests.unit.anonymity.strategies import DATE, QI, TS_MS
+from tests.unit.anonymity.strategies import DATE, QI, TS_MS, make_ladder
 
 CANARY = "CANARY-7f3a"
 
@@ -127,7 +127,7 @@ def _interval(lad_: Any, cell: Any) -> tuple[Any, Any]:
 @settings(max_examples=300, deadline=None)
 @given(spec=QI, data=st.data())
 def test_cells_contain_the_value_and_levels_nest_or_are_disjoint(spec: Any, data: Any) -> None:
-    ladder = parse_ladder(spec.annotation, spec.avro, schema_file="s", field_path="f")
+    ladder = make_ladder(spec, "f")
     a, b = data.draw(spec.values), data.draw(spec.values)
     la, lb = data.draw(st.integers(0, ladder.top)), data.draw(st.integers(0, ladder.top))
     ca, cb = ladder.cell(a, la), ladder.cell(b, lb)
