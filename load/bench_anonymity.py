@@ -54,7 +54,7 @@ from streamproc.anonymity import (
     anonymize,
     parse_ladder,
 )
-from streamproc.samples.customers import customer_records
+from streamproc.testing.customers import customer_records
 
 # A published generalization, per record and QI, as the evaluator sees it:
 # ("iv", lo, hi_inclusive) for numbers, ("set", frozenset) for categories, None suppressed.
