@@ -10,7 +10,7 @@ Data (nothing downloaded at run time):
 - ``fair`` (statsmodels: 6,366 women of the 1974 Redbook survey): QIs age, yrs_married,
   children, religious, educ, occupation; label: any affair; HELD OUT -- ladders set by the same
   rule, nothing tuned on it;
-- ``customers`` (streamproc.samples.customers, 5,000 synthetic records): QIs birth_date,
+- ``customers`` (streamproc.testing.customers, 5,000 synthetic records): QIs birth_date,
   postcode, city, gender; no meaningful label (risk and loss only).
 
 Ladder rule: numbers get powers of two from the field's resolution (1 for integers, 0.5 for the
@@ -148,7 +148,7 @@ def load_fair() -> Dataset:
 
 
 def load_customers(n: int = 5000) -> Dataset:
-    from streamproc.samples.customers import CITIES, GENDERS
+    from streamproc.testing.customers import CITIES, GENDERS
 
     city_levels = [{c: country for c, country, _ in CITIES}, {cc: "EU" for _, cc, _ in CITIES}]
     gender_levels = [{"FEMALE": "F/M", "MALE": "F/M", "OTHER": "O/U", "UNKNOWN": "O/U"}]
