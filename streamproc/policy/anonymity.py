@@ -45,16 +45,6 @@ class _Pending:
 
 PENDING: Final = _Pending()
 
-#: Keys of a ladder: any of these with a list value (or ``levels``) makes ``generalize`` a ladder.
-LADDER_LIST_KEYS = ("bucket", "to", "prefix")
-
-
-def is_ladder(action: str | None, params: Mapping[str, Any]) -> bool:
-    """Whether a field's annotation asks for a ladder rather than a fixed generalization."""
-    if action != "generalize":
-        return False
-    return "levels" in params or any(isinstance(params.get(k), list) for k in LADDER_LIST_KEYS)
-
 
 def freeze(value: Any) -> Hashable:
     """A hashable stand-in for an output value (arrays and maps of a sensitive field)."""
@@ -151,7 +141,7 @@ def ladder_description(params: Mapping[str, Any]) -> str:
     if "levels" in params:
         levels = params["levels"]
         return f"generalize(levels={len(levels) if isinstance(levels, list) else '?'})"
-    for key in LADDER_LIST_KEYS:
+    for key in ("bucket", "to", "prefix"):
         if isinstance(params.get(key), list):
             steps = ",".join(str(s) for s in params[key])
             return f"generalize({key}=[{steps}])"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamproc.anonymity import Ladder, PrivacySpec, derived_type, parse_ladder
+from streamproc.anonymity import Ladder, PrivacySpec, derived_type, is_ladder, parse_ladder
 from streamproc.avro.schema import fullname, namespace_of, parse, read_schema_json
 from streamproc.errors import PolicyError, UnannotatedFieldError
 from streamproc.keys import Keyring
-from streamproc.policy.anonymity import PENDING, AnonymitySpec, is_ladder, ladder_description
+from streamproc.policy.anonymity import PENDING, AnonymitySpec, ladder_description
 from streamproc.policy.codegen import Entry, Source, unbound
 from streamproc.policy.derive import (
     DefaultRule,
@@ -306,7 +306,7 @@ class _Compiler:
                 FieldLineage(path, None, "drop", None, fa.tags, "unannotated")
             )
             return None
-        if is_ladder(fa.action, fa.params):
+        if is_ladder({"action": fa.action, **fa.params}):
             return self._ladder_field(f, fa, path, ns)
         cls = registry.get(fa.action)
         if cls is None:
