@@ -29,6 +29,8 @@ from streamproc.avro.schema import same_decoding
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
 from streamproc.config import load_keyring
 from streamproc.errors import ConfigError, DecodeError, SchemaError, TransformError
+from streamproc.lineage.events import run_event, to_json
+from streamproc.pipeline.anonymize import AnonymizedFile, anonymize_file
 from streamproc.pipeline.batch import sanitize_chunks
 from streamproc.policy import Plan, compile_plan, describe_plan
 
@@ -49,6 +51,13 @@ def register(sub: Any) -> None:
         default=0,
         help="processes sanitizing container blocks in parallel (0 = one per CPU; 1 = inline)",
     )
+    p.add_argument(
+        "--lineage",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append the run's OpenLineage event (JSON line) to FILE",
+    )
     add_policy_args(p)
     p.set_defaults(func=_sanitize)
 
@@ -65,6 +74,8 @@ def _sanitize(args: argparse.Namespace) -> int:
     )
     log.info("policy loaded: %s", describe_plan(plan))
     show = not args.no_progress and sys.stderr.isatty()
+    if plan.anonymity is not None:
+        return _sanitize_anonymous(args, plan, show)
     workers = _workers(plan, args.workers)
     start = time.perf_counter()
     if workers > 1:
@@ -92,6 +103,7 @@ def _sanitize(args: argparse.Namespace) -> int:
             f"{plan.budget.refused} values re-released or nulled, "
             f"epsilon spent {plan.budget.epsilon_spent:g} in total"
         )
+    _write_lineage(args, plan, None)
     return 0
 
 
@@ -107,6 +119,76 @@ def _workers(plan: Plan, asked: int) -> int:
             "which needs the whole file in one process; run with --workers 1"
         )
     return 1
+
+
+def _sanitize_anonymous(args: argparse.Namespace, plan: Plan, show: bool) -> int:
+    """A k-anonymity plan: two passes in this process (the groups span the whole file)."""
+    if args.workers > 1:
+        raise ConfigError(
+            f"schema {plan.schema_file}: record-level k-anonymity groups the whole file, so "
+            "--workers above 1 is refused (use --workers 1 or leave the default)"
+        )
+    start = time.perf_counter()
+    done = anonymize_file(
+        plan,
+        args.input,
+        args.output,
+        codec=args.codec,
+        on_progress=(lambda n, d, size: _draw(n, d, size)) if show else None,
+    )
+    if show:
+        sys.stderr.write("\n")
+    secs = time.perf_counter() - start
+    print(
+        f"sanitized {done.records} records ({len(plan.transformed)} fields transformed, "
+        f"{len(plan.dropped)} dropped) in {secs:.2f} s -> {args.output}"
+    )
+    for line in anonymity_summary(done):
+        print(line)
+    if done.over_budget:
+        log.warning(
+            "%s: %.1f%% of records suppressed, above max_suppressed %.1f%%",
+            plan.schema_file,
+            100 * done.suppressed_share,
+            100 * done.max_suppressed,
+        )
+    _write_lineage(args, plan, done)
+    return 0
+
+
+def anonymity_summary(done: AnonymizedFile) -> list[str]:
+    """The k-anonymity lines of the summary: measured on the output file (values-free)."""
+    l_part = "".join(f", l_min[{name}]={v}" for name, v in done.l_min.items())
+    warn = " WARNING: above max_suppressed" if done.over_budget else ""
+    per_field = ", ".join(f"{name} {v:.3f}" for name, v in done.ncp_by_field.items())
+    return [
+        f"k-anonymity: k={done.k} l={done.l} on {', '.join(done.quasi_identifiers)}: "
+        f"k_min={done.k_min}{l_part} (measured on the output)",
+        f"suppressed: {done.suppressed} records ({done.suppressed_share:.2%}, "
+        f"max_suppressed {done.max_suppressed:.2%}){warn}",
+        f"information loss (NCP, 0 exact .. 1 suppressed): overall {done.ncp:.3f}; {per_field}",
+    ]
+
+
+def _write_lineage(args: argparse.Namespace, plan: Plan, done: AnonymizedFile | None) -> None:
+    """Append a COMPLETE RunEvent of this file run to ``--lineage`` (file datasets)."""
+    if args.lineage is None:
+        return
+    event = run_event(
+        topology_name=Path(plan.schema_file).stem,
+        namespace="",
+        source_topic=str(args.input.resolve()),
+        sink_topic=str(args.output.resolve()),
+        lineage=plan.lineage,
+        policy_fingerprint=plan.fingerprint,
+        key_versions=plan.key_versions,
+        state="COMPLETE",
+        dataset_namespace="file",
+        anonymity=done.facet(plan.anonymity.facet()) if done and plan.anonymity else None,
+    )
+    args.lineage.parent.mkdir(parents=True, exist_ok=True)
+    with args.lineage.open("a") as fh:
+        fh.write(to_json(event) + "\n")
 
 
 def sanitize_file(

@@ -38,6 +38,8 @@ class StreamprocPolicyFacet(DatasetFacet):
     keyVersions: dict[str, int]
     fields: dict[str, dict[str, Any]]
     dropped: list[str]
+    #: Record-level k-anonymity: the bound, and (after a batch run) what the output achieved.
+    anonymity: dict[str, Any] | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -62,9 +64,15 @@ def run_event(
     state: str = "START",
     run_id: str | None = None,
     when: dt.datetime | None = None,
+    dataset_namespace: str | None = None,
+    anonymity: Mapping[str, Any] | None = None,
 ) -> RunEvent:
-    """The RunEvent describing one topology's field-level lineage."""
-    ns = NAMESPACE_PREFIX + namespace
+    """The RunEvent describing one topology's field-level lineage.
+
+    ``dataset_namespace`` replaces ``kafka://<namespace>`` (``"file"`` for a batch run on
+    files); ``anonymity`` is the facet's k-anonymity entry (bound, measured k/l, NCP).
+    """
+    ns = dataset_namespace or NAMESPACE_PREFIX + namespace
     columns: dict[str, column_lineage_dataset.Fields] = {}
     policy_fields: dict[str, dict[str, Any]] = {}
     dropped: list[str] = []
@@ -111,6 +119,7 @@ def run_event(
                 keyVersions=dict(key_versions),
                 fields=policy_fields,
                 dropped=sorted(dropped),
+                anonymity=dict(anonymity) if anonymity is not None else None,
             ),
         },
     )

@@ -212,6 +212,11 @@ def sanitize_chunks(
         raise ConfigError(
             f"schema {plan.schema_file}: a per-subject noise budget needs one process"
         )
+    if plan.anonymity is not None:
+        raise SchemaError(
+            f"schema {plan.schema_file}: record-level k-anonymity groups the whole file, so it "
+            "is sanitized in one process (streamproc.pipeline.anonymize)"
+        )
     try:
         fin = src.open("rb")
     except OSError as exc:

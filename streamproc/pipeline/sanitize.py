@@ -9,6 +9,7 @@ headers that carry field paths and coordinates, never values.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from streamproc.pipeline.outcome import (
     Sanitized,
 )
 from streamproc.transforms.codec import b64url
+
+log = logging.getLogger("streamproc.pipeline")
 
 # The keyring key that pseudonymizes Kafka record keys.
 KEY_PSEUDONYM_KEY = "default"
@@ -68,6 +71,20 @@ class SanitizeFlow:
         self.topology = topology
         self.plan = plan
         self.keyring = keyring
+        self._sanitize = plan.sanitize
+        spec = plan.anonymity
+        if spec is not None:
+            # Interim, until the worker buffers records for the StreamAnonymizer
+            # (docs/anonymity.md, "Worker integration"): every ladder field is suppressed,
+            # which no consumer can re-identify by; PENDING would otherwise not encode.
+            log.warning(
+                "topology %s: schema %s declares k-anonymity; the stream does not group "
+                "records yet, so quasi fields %s are suppressed",
+                topology.name,
+                plan.schema_file,
+                ", ".join(spec.fields),
+            )
+            self._sanitize = lambda r: spec.suppressed(plan.sanitize(r))
         schemas = WriterSchemas(
             plan.source_schema, history, registry=registry, limits=topology.limits
         )
@@ -118,7 +135,7 @@ class SanitizeFlow:
             record, ws = self.decoder.decode(value)
             if self.budget is not None:
                 self.budget.at(timestamp_ms)
-            clean = self.plan.sanitize(record)
+            clean = self._sanitize(record)
             out = self.encoder.encode(clean)
         except RecordError as exc:
             return self._dead_letter(

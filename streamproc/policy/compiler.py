@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamproc.anonymity import Ladder, PrivacySpec, derived_type, is_ladder, parse_ladder
 from streamproc.avro.schema import fullname, namespace_of, parse, read_schema_json
 from streamproc.budget import BudgetLedger
 from streamproc.errors import PolicyError, UnannotatedFieldError
 from streamproc.keys import Keyring
+from streamproc.policy.anonymity import PENDING, AnonymitySpec, ladder_description
 from streamproc.policy.codegen import Entry, Source, unbound
 from streamproc.policy.derive import (
     DefaultRule,
@@ -167,6 +169,9 @@ class _Compiler:
         self.stack: list[str] = []
         self.ledger = _Ledger(label, keyring, bind)
         self.src = Source()
+        self.src.globals["_pending"] = PENDING
+        self.privacy: PrivacySpec | None = None  # the top record's k-anonymity bound
+        self.ladders: list[tuple[str, Ladder]] = []  # (field path, ladder), schema order
 
     def build(self) -> Plan:
         """Walk the schema from its top record and assemble the plan."""
@@ -179,6 +184,7 @@ class _Compiler:
         derived_parsed = parse(derived, f"{self.label} (derived)")
         sanitize = self.src.build(self.label, out.fn_name) if self.bind else unbound(self.label)
         budget = self.res.budget
+        anonymity = self._anonymity(top)
         return Plan(
             schema_file=self.label,
             source_schema=self.source_parsed,
@@ -192,6 +198,52 @@ class _Compiler:
             sanitize=sanitize,
             source_code=self.src.text(),
             budget=budget if budget is not None and budget.accounts else None,
+            anonymity=anonymity,
+        )
+
+    def _anonymity(self, top: str) -> AnonymitySpec | None:
+        """The plan's k-anonymity spec, once the walk found the bound and the ladders.
+
+        Fails closed: a ladder without a bound, a bound without a ladder, a quasi field that
+        reaches the output without a ladder (it would split the k-groups), or a sensitive field
+        that is not a top-level output field is a PolicyError naming the path.
+        """
+        if self.privacy is None:
+            if self.ladders:
+                raise self._err(
+                    self.ladders[0][0],
+                    "a generalize ladder needs a record-level bound on the top record "
+                    "('privacy': {'k': ...})",
+                )
+            return None
+        if not self.ladders:
+            raise PolicyError(
+                f"schema {self.label}: record {top}: privacy 'k' needs at least one quasi field "
+                "with a generalize ladder (a list of levels)"
+            )
+        laddered = {path for path, _ in self.ladders}
+        outputs = {f.source_path for f in self.ledger.lineage if f.output_path is not None}
+        for f in self.ledger.lineage:
+            kept = f.privacy_class == "quasi" and f.output_path is not None
+            if kept and f.source_path not in laddered:
+                raise self._err(
+                    f.source_path,
+                    "under a record-level k every quasi field that is kept needs a "
+                    "generalize ladder (one level fixes it, e.g. 'to': ['year']) or a drop",
+                )
+        for name in self.privacy.sensitive:
+            if name in laddered:
+                raise self._err(name, "a privacy 'sensitive' field cannot be a quasi ladder field")
+            if name not in outputs or any(c in name for c in ".[{"):
+                raise self._err(
+                    name,
+                    "privacy 'sensitive' must name a top-level field that reaches the output",
+                )
+        return AnonymitySpec(
+            privacy=self.privacy,
+            fields=tuple(path for path, _ in self.ladders),
+            ladders=tuple(lad for _, lad in self.ladders),
+            sensitive=self.privacy.sensitive,
         )
 
     def _err(self, path: str, message: str) -> PolicyError:
@@ -208,9 +260,16 @@ class _Compiler:
             raise self._err(path, f"recursive type {full} is not supported")
         self.stack.append(full)
         ns = namespace_of(full)
-        # The record's own policy: tag mappings today; record-level checks (k-anonymity) would
-        # read their RecordPolicy fields here and attach to the record function below.
+        # The record's own policy: tag mappings, and the k-anonymity bound (top record only:
+        # the engine groups whole records, so a bound on a nested record has no meaning).
         policy = resolve_record(t, full, path, self.label)
+        if policy.anonymity is not None:
+            if self.stack != [full] or path:
+                raise PolicyError(
+                    f"schema {self.label}: record {full}: a k-anonymity bound ('k') is only "
+                    "allowed on the top record"
+                )
+            self.privacy = policy.anonymity
         tag_map = {**tag_map, **policy.tags}
         fields = t.get("fields", [])
         scopes = [*enclosing, {f["name"] for f in fields}]
@@ -256,6 +315,8 @@ class _Compiler:
                 FieldLineage(path, None, "drop", None, fa.tags, "unannotated")
             )
             return None
+        if is_ladder({"action": fa.action, **fa.params}):
+            return self._ladder_field(f, fa, path, ns)
         cls = registry.get(fa.action)
         if cls is None:
             known = ", ".join(sorted(registry.registered()))
@@ -289,6 +350,41 @@ class _Compiler:
         self.ledger.lineage.append(FieldLineage(path, path, "keep", None, fa.tags, "container"))
         rule: DefaultRule = "kept" if code == src else "rebuilt"
         return code, derived_field(f, out_type, rule), uses_u
+
+    def _ladder_field(
+        self, f: Mapping[str, Any], fa: FieldAnnotation, path: str, ns: str | None
+    ) -> Compiled:
+        """A quasi field generalized by the anonymity engine: PENDING until ``fill``."""
+        if len(self.stack) != 1:
+            raise self._err(
+                path,
+                "a generalize ladder is only supported on a top-level field of the top record "
+                "(nested quasi fields: use a fixed generalize, or move the field up)",
+            )
+        if fa.privacy_class != "quasi":
+            raise self._err(path, 'a generalize ladder needs "class": "quasi"')
+        avro_type = self._resolved(f["type"], ns)
+        ladder = parse_ladder(fa.params, avro_type, schema_file=self.label, field_path=path)
+        self.ladders.append((path, ladder))
+        desc = ladder_description(fa.params)
+        self.ledger.lineage.append(
+            FieldLineage(path, path, "generalize", fa.privacy_class, fa.tags, fa.origin, desc)
+        )
+        dfield = derived_field(
+            f,
+            derived_type(avro_type, f["name"], ladder),
+            "transformed",
+            note=f"streamproc: {desc}, k-anonymous",
+            action="generalize",
+            privacy_class=fa.privacy_class,
+        )
+        return "_pending", dfield, False
+
+    def _resolved(self, t: Any, ns: str | None) -> Any:
+        """``t`` with named-type references followed (in each branch of a union)."""
+        if isinstance(t, list):
+            return [self.types.resolve(b, ns)[0] for b in t]
+        return self.types.resolve(t, ns)[0]
 
     def _whole_field(
         self,

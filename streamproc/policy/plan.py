@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamproc.budget import BudgetLedger
+from streamproc.policy.anonymity import AnonymitySpec
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Plan:
     #: The per-subject DP budget ledger that ``sanitize`` consults; None when no field is
     #: budgeted. State, metrics (exhausted subjects, epsilon spent) and snapshots live here.
     budget: BudgetLedger | None = field(repr=False, default=None)
+    #: Record-level k-anonymity (None without it). When set, ``sanitize`` leaves PENDING in
+    #: the ladder fields and the record only encodes after ``anonymity.fill`` (two steps).
+    anonymity: AnonymitySpec | None = field(repr=False, default=None)
 
     @property
     def transformed(self) -> tuple[FieldLineage, ...]:

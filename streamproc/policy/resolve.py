@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamproc.anonymity.spec import PrivacySpec, parse_privacy
 from streamproc.avro.schema import NAMED, PRIMITIVES, fullname, namespace_of
 from streamproc.errors import PolicyError, SchemaError
 from streamproc.policy.tags import (
@@ -21,9 +22,10 @@ from streamproc.transforms.base import ValueType
 
 PRIVACY_ATTRIBUTE = "privacy"
 CLASSES = ("direct", "quasi", "sensitive", "public")
-#: Keys a record's own ``privacy`` attribute may carry. Record-level policies (k-anonymity:
-#: ``k``, ``l``, ``sensitive``, ...) add their keys here and their fields to RecordPolicy.
-RECORD_KEYS = ("tags",)
+#: Keys a record's own ``privacy`` attribute may carry: tag mappings, and the k-anonymity bound
+#: (read by :func:`~streamproc.anonymity.parse_privacy`).
+ANONYMITY_KEYS = ("k", "l", "sensitive", "max_delay_ms", "max_suppressed")
+RECORD_KEYS = ("tags", *ANONYMITY_KEYS)
 
 
 def field_error(label: str, path: str, message: str) -> PolicyError:
@@ -149,9 +151,11 @@ def resolve_field(
 
 @dataclass(frozen=True)
 class RecordPolicy:
-    """A record's own ``privacy`` attribute: tag mappings that apply to it and nested records."""
+    """A record's own ``privacy`` attribute: tag mappings that apply to it and nested records,
+    and the k-anonymity bound (``None`` without ``k`` and its companions)."""
 
     tags: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    anonymity: PrivacySpec | None = None
 
 
 def resolve_record(t: Mapping[str, Any], full: str, path: str, label: str) -> RecordPolicy:
@@ -162,6 +166,8 @@ def resolve_record(t: Mapping[str, Any], full: str, path: str, label: str) -> Re
     if not isinstance(own, Mapping) or set(own) - set(RECORD_KEYS):
         allowed = ", ".join(repr(k) for k in RECORD_KEYS)
         raise field_error(label, path, f"record {full}: 'privacy' on a record only takes {allowed}")
+    bound = {k: v for k, v in own.items() if k in ANONYMITY_KEYS}
     return RecordPolicy(
-        tags=normalize_tag_actions(own.get("tags"), f"schema {label}: record {full}")
+        tags=normalize_tag_actions(own.get("tags"), f"schema {label}: record {full}"),
+        anonymity=parse_privacy(bound, schema_file=label, path=full) if bound else None,
     )

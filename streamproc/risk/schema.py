@@ -81,7 +81,10 @@ class _Walker:
             tag_map = {**tag_map, **normalize_tag_actions(own["tags"], f"record {full}")}
         for f in t.get("fields", []):
             fpath = f"{path}.{f['name']}" if path else f["name"]
-            inner = list(self.container(f["type"], fpath, ns, tag_map))
+            # A derived field with a class is one value even when it is a record: the
+            # {lo, hi} of a k-anonymity ladder groups by both bounds (risk.paths.normalise).
+            leaf = isinstance(f.get(DERIVED_ATTRIBUTE), Mapping) and "class" in f[DERIVED_ATTRIBUTE]
+            inner = [] if leaf else list(self.container(f["type"], fpath, ns, tag_map))
             if inner:
                 yield from inner
             else:

@@ -66,6 +66,24 @@ def customer_record(
     return rec
 
 
+def policy_without_k(schema_json: dict[str, Any]) -> dict[str, Any]:
+    """The customer policy as it was before record-level k (fixed generalizations, city and
+    gender kept): for tests of what k-anonymity does not touch (parallel batch, risk of a
+    policy that is *not* k-anonymous)."""
+    fixed = {
+        "birth_date": {"class": "quasi", "action": "generalize", "to": "year"},
+        "postcode": {"class": "quasi", "action": "generalize", "prefix": 3},
+        "city": {"class": "quasi", "action": "keep"},
+        "gender": {"class": "quasi", "action": "keep"},
+    }
+    doc = {k: v for k, v in schema_json.items() if k != "privacy"}
+    doc["fields"] = [
+        {**f, "privacy": fixed[f["name"]]} if f["name"] in fixed else f
+        for f in schema_json["fields"]
+    ]
+    return doc
+
+
 def customer_records(
     n: int, seed: int = 7, *, canary: bool = False, v1_every: int = 0
 ) -> Iterator[tuple[dict[str, Any], bool]]:

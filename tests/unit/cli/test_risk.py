@@ -14,28 +14,35 @@ from streamproc.avro.schema import parse, read_schema_json
 from streamproc.cli.main import main
 from streamproc.policy import derive_schema
 from streamproc.risk import measure
-from streamproc.testing.customers import customer_records
+from streamproc.testing.customers import customer_records, policy_without_k
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
-SCHEMA = SCHEMAS / "customer_profile.avsc"
 QUASI = ["birth_date", "postcode", "city", "gender"]
 CONTRACT = ("records", "quasi_identifiers", "classes", "k_min", "unique_share", "below_k_share")
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A raw canary file of 400 customers, and its sanitized twin."""
+    """A raw canary file of 400 customers, and its sanitized twin.
+
+    Sanitized by the customer policy before record-level k: these tests need a sanitized file
+    that is still risky (test_sanitize_anonymity.py checks the shipped k = 5 policy).
+    """
     work = tmp_path_factory.mktemp("risk")
+    schema = work / "customer_profile.avsc"
+    schema.write_text(
+        json.dumps(policy_without_k(read_schema_json(SCHEMAS / "customer_profile.avsc")[0]))
+    )
     raw, clean, keys = work / "raw.avro", work / "clean.avro", work / "keys.json"
     records = [r for r, _ in customer_records(400, seed=11, canary=True)]
     with raw.open("wb") as fh:
-        fastavro.writer(fh, parse(read_schema_json(SCHEMA)[0]), records)
+        fastavro.writer(fh, parse(read_schema_json(schema)[0]), records)
     assert main(["keys", "init", "--out", str(keys)]) == 0
-    argv = ["sanitize", "--schema", str(SCHEMA), "--keyring", str(keys), "--workers", "1"]
+    argv = ["sanitize", "--schema", str(schema), "--keyring", str(keys), "--workers", "1"]
     assert main([*argv, str(raw), str(clean)]) == 0
     derived = work / "derived.avsc"
-    derived.write_text(json.dumps(derive_schema(SCHEMA).derived_schema_json))
-    return {"raw": raw, "clean": clean, "derived": derived}
+    derived.write_text(json.dumps(derive_schema(schema).derived_schema_json))
+    return {"raw": raw, "clean": clean, "derived": derived, "schema": schema}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -54,7 +61,9 @@ def read(path: Path) -> list[dict[str, Any]]:
 def test_json_contract_matches_measure(
     which: str, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, _ = run(capsys, "--schema", str(SCHEMA), str(files[which]), "--json", "--k", "3")
+    rc, out, _ = run(
+        capsys, "--schema", str(files["schema"]), str(files[which]), "--json", "--k", "3"
+    )
     doc = json.loads(out)
     assert rc == 0 and all(key in doc for key in CONTRACT)
     assert doc["quasi_identifiers"] == QUASI and doc["k"] == 3
@@ -65,8 +74,10 @@ def test_json_contract_matches_measure(
 def test_sanitized_file_is_less_unique(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    raw = json.loads(run(capsys, "--schema", str(SCHEMA), str(files["raw"]), "--json")[1])
-    clean = json.loads(run(capsys, "--schema", str(SCHEMA), str(files["clean"]), "--json")[1])
+    raw = json.loads(run(capsys, "--schema", str(files["schema"]), str(files["raw"]), "--json")[1])
+    clean = json.loads(
+        run(capsys, "--schema", str(files["schema"]), str(files["clean"]), "--json")[1]
+    )
     assert raw["unique_share"] == 1.0  # full birth dates and postcodes: everyone is unique
     assert clean["classes"] < raw["classes"] and clean["unique_share"] < raw["unique_share"]
 
@@ -74,7 +85,7 @@ def test_sanitized_file_is_less_unique(
 def test_derived_schema_finds_the_same_quasi_identifiers(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    by_source = run(capsys, "--schema", str(SCHEMA), str(files["clean"]), "--json")[1]
+    by_source = run(capsys, "--schema", str(files["schema"]), str(files["clean"]), "--json")[1]
     by_derived = run(capsys, "--schema", str(files["derived"]), str(files["clean"]), "--json")[1]
     assert json.loads(by_derived) == json.loads(by_source)
 
@@ -82,7 +93,7 @@ def test_derived_schema_finds_the_same_quasi_identifiers(
 def test_sensitive_adds_l_diversity(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ("--schema", str(SCHEMA), str(files["clean"]), "--quasi", "gender", "--json")
+    argv = ("--schema", str(files["schema"]), str(files["clean"]), "--quasi", "gender", "--json")
     doc = json.loads(run(capsys, *argv, "--sensitive", "city")[1])
     assert doc["quasi_identifiers"] == ["gender"] and doc["l_min"] == 6  # every city per gender
     assert doc["k_min"] > 5
@@ -92,7 +103,7 @@ def test_no_raw_value_in_any_output(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The raw file's postcodes, emails and names are canaries; quasi and sensitive on them.
-    argv = ["--schema", str(SCHEMA), str(files["raw"]), "--sensitive", "email"]
+    argv = ["--schema", str(files["schema"]), str(files["raw"]), "--sensitive", "email"]
     for extra in ([], ["--json"], ["--quasi", "postcode,full_name,gender"]):
         rc, out, err = run(capsys, *argv, *extra)
         assert rc == 0 and "CANARY" not in out + err
@@ -102,7 +113,7 @@ def test_no_raw_value_in_any_output(
 def test_table_lists_the_riskiest_first(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, _ = run(capsys, "--schema", str(SCHEMA), str(files["clean"]))
+    rc, out, _ = run(capsys, "--schema", str(files["schema"]), str(files["clean"]))
     assert rc == 0 and "records in classes smaller than 5" in out
     sizes = out.split("class sizes, smallest first:")[1].split("\n\n")[0].splitlines()[2:]
     firsts = [line.split()[0] for line in sizes]
@@ -123,7 +134,7 @@ def test_table_lists_the_riskiest_first(
 def test_fail_below_k(
     extra: list[str], rc: int, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "--schema", str(SCHEMA), str(files["clean"]), *extra)[0] == rc
+    assert run(capsys, "--schema", str(files["schema"]), str(files["clean"]), *extra)[0] == rc
 
 
 @pytest.mark.parametrize(
@@ -138,21 +149,23 @@ def test_fail_below_k(
 def test_errors_name_fields(
     extra: list[str], message: str, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, out, err = run(capsys, "--schema", str(SCHEMA), str(files["clean"]), *extra)
+    rc, out, err = run(capsys, "--schema", str(files["schema"]), str(files["clean"]), *extra)
     assert rc == 1 and message in err and "CANARY" not in out + err
 
 
-def test_not_a_container_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_container_file(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.avro"
     bad.write_bytes(b"CANARY-not-avro")
-    rc, out, err = run(capsys, "--schema", str(SCHEMA), str(bad))
+    rc, out, err = run(capsys, "--schema", str(files["schema"]), str(bad))
     assert rc == 1 and "not an Avro object container file" in err and "CANARY" not in out + err
 
 
 def test_dropped_quasi_identifiers_are_listed_as_absent(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc, _ = read_schema_json(SCHEMA)
+    doc = policy_without_k(read_schema_json(SCHEMAS / "customer_profile.avsc")[0])
     for f in doc["fields"]:
         if f["name"] == "city":
             f["privacy"] = {"class": "quasi", "action": "drop"}

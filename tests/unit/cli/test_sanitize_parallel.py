@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
 import fastavro
 import pytest
 
+from streamproc.avro.schema import read_schema_json
 from streamproc.cli.main import main
 from streamproc.keys import Keyring
 from streamproc.pipeline import batch as parallel
 from streamproc.policy import compile_plan
-from streamproc.testing.customers import customer_records
+from streamproc.testing.customers import customer_records, policy_without_k
 
 ROOT = Path(__file__).resolve().parents[3]
-SCHEMA = ROOT / "schemas" / "customer_profile.avsc"
+SHIPPED = ROOT / "schemas" / "customer_profile.avsc"
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The customer policy without record-level k: chunks are sanitized independently only
+    then (a k-anonymous plan is refused above one worker, tested in test_sanitize_anonymity)."""
+    path = tmp_path_factory.mktemp("schema") / "customer_profile.avsc"
+    path.write_text(json.dumps(policy_without_k(read_schema_json(SHIPPED)[0])))
+    return path
+
+
 DETERMINISTIC = ("customer_id", "email", "national_id", "birth_date", "postcode", "city")
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> tuple[Path, Path]:
+def files(tmp_path: Path, schema: Path) -> tuple[Path, Path]:
     keyring = Keyring.generate()
     kr = tmp_path / "keyring.json"
     keyring.save(kr)
-    plan = compile_plan(SCHEMA, keyring)
+    plan = compile_plan(schema, keyring)
     src = tmp_path / "in.avro"
     with src.open("wb") as fh:
         fastavro.writer(
@@ -39,6 +52,7 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_parallel_equals_inline(
     files: tuple[Path, Path],
+    schema: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -56,7 +70,7 @@ def test_parallel_equals_inline(
                 [
                     "sanitize",
                     "--schema",
-                    str(SCHEMA),
+                    str(schema),
                     "--keyring",
                     str(kr),
                     "--workers",
@@ -78,7 +92,9 @@ def test_parallel_equals_inline(
         assert {k: a[k] for k in DETERMINISTIC} == {k: b[k] for k in DETERMINISTIC}
 
 
-def test_parallel_fails_closed_on_a_corrupt_block(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_parallel_fails_closed_on_a_corrupt_block(
+    files: tuple[Path, Path], schema: Path, tmp_path: Path
+) -> None:
     kr, src = files
     data = bytearray(src.read_bytes())
     # Corrupt bytes deep inside the data (past the header) so a block fails to decode.
@@ -92,7 +108,7 @@ def test_parallel_fails_closed_on_a_corrupt_block(files: tuple[Path, Path], tmp_
             [
                 "sanitize",
                 "--schema",
-                str(SCHEMA),
+                str(schema),
                 "--keyring",
                 str(kr),
                 "--workers",
@@ -143,10 +159,10 @@ def _run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_progress_bar_on_a_terminal_only(
-    files: tuple[Path, Path], tmp_path: Path, workers: str
+    files: tuple[Path, Path], schema: Path, tmp_path: Path, workers: str
 ) -> None:
     kr, src = files
-    args = ["sanitize", "--schema", str(SCHEMA), "--keyring", str(kr), "--workers", workers]
+    args = ["sanitize", "--schema", str(schema), "--keyring", str(kr), "--workers", workers]
     rc, out, term = _run_on_a_terminal([*args, str(src), str(tmp_path / "a.avro")])
     assert rc == 0, term
     assert "sanitized 5000 records (6 fields transformed, 3 dropped)" in out

@@ -69,7 +69,8 @@ def output_fields(schema: dict[str, Any]) -> set[str]:
             for f in t["fields"]:
                 child = f"{path}.{f['name']}" if path else f["name"]
                 paths.add(child)
-                walk(f["type"], child, ns)
+                if "streamproc" not in f:  # a transformed value (even a {lo, hi}) is a leaf
+                    walk(f["type"], child, ns)
 
     walk(schema, "", None)
     return paths

@@ -8,6 +8,9 @@ Re-recorded once since: a kept field with a class carries ``"streamproc": {"acti
 that attribute changed; the fingerprints did not). Re-recorded again (issue 13): the shipped
 ``customer_profile.avsc`` masks ``email`` to a fixed ``length`` of 8, so the shape of an address
 no longer shows; only that entry's mask description, fingerprint and doc stamp changed.
+Re-recorded for customer_profile.avsc once more when it declared record-level k = 5 with
+ladders on birth_date, postcode, city and gender (issue 13 section 2): their derived types
+became nullable {lo, hi} / strings, the fingerprint changed; the other schemas did not change.
 """
 
 from __future__ import annotations

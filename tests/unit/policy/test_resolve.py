@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from streamproc.anonymity import PrivacySpec
 from streamproc.errors import PolicyError, SchemaError
 from streamproc.policy.resolve import (
     RECORD_KEYS,
@@ -104,11 +105,36 @@ def test_record_policy_reads_tags() -> None:
     assert resolve_record({}, "ns.R", "r", "s.avsc").tags == {}
 
 
-@pytest.mark.parametrize("own", [{"k": 5}, {"tags": {}, "l": 2}, "tags", ["tags"]])
+@pytest.mark.parametrize("own", [{"kk": 5}, {"tags": {}, "delay": 2}, "tags", ["tags"]])
 def test_record_policy_refuses_keys_it_does_not_know(own: Any) -> None:
-    assert RECORD_KEYS == ("tags",)  # k-anonymity keys land here when implemented
     with pytest.raises(PolicyError) as info:
         resolve_record({"privacy": own}, "ns.R", "", "s.avsc")
+    allowed = ", ".join(repr(k) for k in RECORD_KEYS)
     assert str(info.value) == (
-        "schema s.avsc: field <top>: record ns.R: 'privacy' on a record only takes 'tags'"
+        f"schema s.avsc: field <top>: record ns.R: 'privacy' on a record only takes {allowed}"
     )
+
+
+def test_record_policy_reads_the_k_anonymity_bound() -> None:
+    own = {"k": 5, "l": 2, "sensitive": ["d"], "max_delay_ms": 1000, "tags": {"PII": "drop"}}
+    policy = resolve_record({"privacy": own}, "ns.R", "", "s.avsc")
+    assert policy.anonymity == PrivacySpec(
+        k=5, l=2, sensitive=("d",), max_delay_ms=1000, max_suppressed=0.05
+    )
+    assert policy.tags == {"PII": {"action": "drop"}}
+    assert resolve_record({"privacy": {"tags": {}}}, "ns.R", "", "s.avsc").anonymity is None
+
+
+@pytest.mark.parametrize(
+    ("own", "message"),
+    [
+        ({"l": 2, "sensitive": ["d"]}, "privacy needs 'k'"),
+        ({"k": 1}, "privacy 'k' must be an integer >= 2"),
+        ({"k": 5, "l": 2}, "privacy 'l' > 1 needs 'sensitive' fields"),
+        ({"k": 5, "max_suppressed": 2}, "privacy 'max_suppressed' must be a share in [0, 1]"),
+    ],
+)
+def test_a_bad_bound_names_schema_and_record(own: dict[str, Any], message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        resolve_record({"privacy": own}, "ns.R", "", "s.avsc")
+    assert str(info.value) == f"schema s.avsc: record ns.R: {message}"
