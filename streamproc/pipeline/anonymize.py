@@ -15,7 +15,7 @@ the derived schema's quasi fields, as ``streamproc risk`` would.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -187,3 +187,15 @@ def _measured(
         ncp_by_field=ncp_by_field,
         ncp=ncp,
     )
+
+
+def anonymize_records(plan: Plan, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Sanitize ``records`` (source records, in memory) as one batch: under a record-level k
+    the ladder fields are generalized over all of them, as ``streamproc sanitize`` does."""
+    clean = [plan.sanitize(dict(r)) for r in records]
+    spec = plan.anonymity
+    if spec is None:
+        return clean
+    sensitive = [spec.sensitive_values(c) for c in clean] if spec.sensitive else None
+    result = spec.anonymize([spec.quasi(r) for r in records], sensitive)
+    return [spec.fill(c, v) for c, v in zip(clean, result.values, strict=True)]
