@@ -16,14 +16,13 @@ from streamproc.anonymity.ladder import (
     Ladder,
     PrefixLadder,
     derived_type,
+    is_ladder,
     parse_ladder,
 )
-from streamproc.anonymity.plan import AnonymityPlan, QuasiField, is_ladder, plan_for_schema
 from streamproc.anonymity.spec import PrivacySpec, parse_privacy
 from streamproc.anonymity.stream import Buffered, Release, StreamAnonymizer
 
 __all__ = [
-    "AnonymityPlan",
     "BatchResult",
     "Buffered",
     "CategoryLadder",
@@ -34,7 +33,6 @@ __all__ = [
     "Ladder",
     "PrefixLadder",
     "PrivacySpec",
-    "QuasiField",
     "Release",
     "StreamAnonymizer",
     "anonymize",
@@ -43,5 +41,4 @@ __all__ = [
     "is_ladder",
     "parse_ladder",
     "parse_privacy",
-    "plan_for_schema",
 ]

@@ -539,3 +539,10 @@ def derived_type(avro_type: Any, field_name: str, ladder: Ladder | None = None) 
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in field_name) + "_range"
     fields = [{"name": "lo", "type": bound}, {"name": "hi", "type": bound}]
     return ["null", {"type": "record", "name": name, "fields": fields}]
+
+
+def is_ladder(annotation: Mapping[str, Any]) -> bool:
+    """Whether a field annotation asks for a ladder (a list-valued generalize parameter)."""
+    if annotation.get("action") != "generalize":
+        return False
+    return "levels" in annotation or any(isinstance(annotation.get(k), list) for k in LADDER_KEYS)

@@ -7,10 +7,10 @@ from types import ModuleType
 
 import pytest
 
-from streamproc.anonymity import batch, ladder, plan, spec, stream
+from streamproc.anonymity import batch, ladder, spec, stream
 
 
-@pytest.mark.parametrize("module", [ladder, batch, stream, spec, plan], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [ladder, batch, stream, spec], ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
