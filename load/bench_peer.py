@@ -23,6 +23,7 @@ Usage: python -m load.bench_peer [--records 300000] [--rate 5000] [--seconds 10]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -73,10 +74,9 @@ def create_topics(*names: str) -> None:
 def delete_topics(names: list[str]) -> None:
     admin = AdminClient({"bootstrap.servers": BROKER})
     for f in admin.delete_topics(names).values():
-        try:
+        # Best effort: a leftover topic costs disk, not correctness.
+        with contextlib.suppress(Exception):
             f.result(30)
-        except Exception:  # best effort: a leftover topic costs disk, not correctness
-            pass
 
 
 def produce(topic: str, values: list[bytes]) -> None:
@@ -164,7 +164,7 @@ def confluent_loop(src: str, dst: str, group: str) -> int:
                 continue
             while True:
                 try:
-                    p.produce(dst, m.value(), m.key(), partition=m.partition())
+                    p.produce(dst, m.value(), m.key(), m.partition(), timestamp=m.timestamp()[1])
                     break
                 except BufferError:
                     p.poll(0.01)
@@ -257,7 +257,7 @@ class Bench:
                 return [
                     py, "-m", "streamproc.cli.main", "worker", "--topology", str(topo),
                     "--keyring", str(self.keyring_path), "--app-id", group,
-                    "--loglevel", "warning",
+                    "--loglevel", "warning", *self.args.worker_args.split(),
                 ]  # fmt: skip
 
             return cmd
@@ -394,8 +394,9 @@ def paced_latency(
 
 def print_table(rows: list[Row], records: int) -> None:
     print()
+    cpus = len(os.sched_getaffinity(0))
     print(f"peer table: {records} records per kind, {PARTITIONS} partitions, broker {BROKER}, "
-          f"{len(os.sched_getaffinity(0))} CPUs (busy machine: figures are indicative)")  # fmt: skip
+          f"{cpus} CPUs (busy machine: figures are indicative)")  # fmt: skip
     head = (f"{'kind':<10} {'variant':<16} {'rec/s incl':>10} {'rec/s steady':>12} "
             f"{'CPU s/100k':>10} {'p50 ms':>7} {'p99 ms':>7} {'x quix incl':>11} "
             f"{'x quix steady':>13}")  # fmt: skip
@@ -424,6 +425,7 @@ def main() -> int:
     ap.add_argument("--kinds", default="customers,claims")
     ap.add_argument("--only", default="", help="comma-separated variant label prefixes")
     ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--worker-args", default="", help="extra streamproc worker arguments")
     ap.add_argument("--loop", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop:
@@ -448,7 +450,8 @@ def main() -> int:
                     p50, p99 = bench.latency(v, base)
                 rows.append(Row(v.label, kind, incl, steady, cpu, p50, p99, got))
                 print(f"  {v.label:<16} {incl:>9,.0f} rec/s incl  {steady:>9,.0f} steady  "
-                      f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms", flush=True)  # fmt: skip
+                      f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms")  # fmt: skip
+                sys.stdout.flush()
     finally:
         delete_topics(bench.topics)
     print_table(rows, args.records)

@@ -31,7 +31,7 @@ WriteFraming = Literal["confluent", "single-object"]
 Kind = Literal["sanitize", "detect"]
 
 _FRAMINGS = ("confluent", "single-object", "auto")
-_GUARANTEES = ("at_least_once",)
+_GUARANTEES = ("at_least_once", "exactly_once")
 
 
 @dataclass(frozen=True)
@@ -127,19 +127,14 @@ class _Reader:
             raise self._err(unknown[0], "unknown key")
 
 
-def _guarantee(r: _Reader) -> str:
-    """Only at-least-once is offered: refuse exactly_once rather than silently downgrade it."""
-    value = r.get("processing_guarantee", str, "at_least_once")
-    if value == "exactly_once":
+def _guarantee(r: _Reader, kind: str) -> str:
+    """at_least_once or exactly_once (sanitize flows only; see docs/delivery.md)."""
+    value = r.choice("processing_guarantee", _GUARANTEES, "at_least_once")
+    if value == "exactly_once" and kind != "sanitize":
         raise r._err(
             "processing_guarantee",
-            "exactly_once is not supported: Faust's transactional mode has open bugs "
-            "(faust-streaming #517, #323, #177, #440) and streamproc's batched producer does "
-            "not run inside its transactions. Use at_least_once and deduplicate on the "
-            "streamproc.source.* headers (see README, Delivery guarantee)",
+            "exactly_once is offered for sanitize topologies (the detector runs at_least_once)",
         )
-    if value not in _GUARANTEES:
-        raise r._err("processing_guarantee", f"must be one of {', '.join(_GUARANTEES)}")
     return str(value)
 
 
@@ -259,7 +254,7 @@ def load_topology(path: str | Path) -> Topology:
         framing=framing,
         write_framing=write_framing,
         strict=r.get("strict", bool, False),
-        processing_guarantee=_guarantee(r),
+        processing_guarantee=_guarantee(r, kind),
         tags=tags,
         registry_url=registry_url,
         lineage_topic=lineage_topic,

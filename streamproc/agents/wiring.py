@@ -98,8 +98,14 @@ def add_topologies(
     metrics: WorkerMetrics | None = None,
     audit: Any | None = None,
     offload_processes: int = 0,
+    engine: str = "hotpath",
+    instance: str | None = None,
 ) -> WorkerMetrics:
-    """Load, validate and compile every topology, then add its agent to ``app``."""
+    """Load, validate and compile every topology, then add its agent to ``app``.
+
+    ``engine``: ``hotpath`` (default) runs every sanitize topology on the worker's batch hot
+    path (:mod:`streamproc.agents.hotpath`); ``agent`` on the earlier Faust agent.
+    """
     from streamproc.agents.sanitizer import add_sanitizer
     from streamproc.keys import Keyring
     from streamproc.lineage import run_event, to_json
@@ -126,6 +132,7 @@ def add_topologies(
 
     keyring = None
     lineage_events: list[tuple[Topology, str]] = []
+    hot_flows: list[Any] = []
     for topo in topologies:
         if topo.kind == "detect":
             from streamproc.agents.detector import add_detector
@@ -139,14 +146,17 @@ def add_topologies(
                 )
             keyring = Keyring.load(settings.keyring)
         flow = build_flow(topo, settings, keyring)
-        offload = None
-        if offload_processes:
-            from streamproc.agents.offload import FlowProcess
+        if engine == "hotpath":
+            hot_flows.append(flow)
+        else:
+            offload = None
+            if offload_processes:
+                from streamproc.agents.offload import FlowProcess
 
-            offload = FlowProcess(topo.path, settings, flow)
-        add_sanitizer(
-            app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
-        )
+                offload = FlowProcess(topo.path, settings, flow)
+            add_sanitizer(
+                app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
+            )
         if audit is not None:
             _audit_loaded(audit, app.conf.id, topo, flow)
         event = run_event(
@@ -166,6 +176,19 @@ def add_topologies(
             topo.source.topic,
             topo.sink.topic,
             flow.plan.fingerprint,
+        )
+
+    if hot_flows:
+        from streamproc.agents.hotapp import add_hot_path
+
+        add_hot_path(
+            app,
+            settings,
+            hot_flows,
+            metrics,
+            instance=instance,
+            audit=audit,
+            offload=offload_processes,
         )
 
     if audit is not None:
