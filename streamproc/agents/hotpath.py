@@ -57,6 +57,10 @@ from streamproc.metrics import WorkerMetrics
 
 log = logging.getLogger("streamproc.agents.hotpath")
 
+# Timeout of one transactional call: short enough that a worker whose broker went away
+# cycles through abort -> new producer -> wait instead of hanging in one call.
+TXN_CALL_S = 10.0
+
 Guarantee = Literal["at_least_once", "exactly_once"]
 # confluent-kafka's Message stubs type every accessor Optional; the consumer hands out
 # records whose topic, partition and offset are set (errors are filtered first).
@@ -226,7 +230,7 @@ class HotPath:
             conf["on_delivery"] = self._on_delivery_error
         producer = Producer(conf)
         if self.eos:
-            self._retry(lambda: producer.init_transactions(30), "init_transactions")
+            self._retry(lambda: producer.init_transactions(TXN_CALL_S), "init_transactions")
         return producer
 
     def _new_consumer(self) -> Any:
@@ -487,12 +491,11 @@ class HotPath:
         if self.eos:
             try:
                 meta = self.consumer.consumer_group_metadata()
-                self._retry(
-                    lambda: self.producer.send_offsets_to_transaction(offsets, meta, 30),
-                    "send_offsets_to_transaction",
-                )
-                self._retry(lambda: self.producer.commit_transaction(30), "commit_transaction")
+                self.producer.send_offsets_to_transaction(offsets, meta, TXN_CALL_S)
+                self._end_txn(commit=True)
             except KafkaException as exc:
+                # Whatever went wrong (the broker away, a stale generation, a timeout),
+                # nothing of the interval is visible: abort and do it again.
                 self._txn_failed(exc)
                 raise _Rewind() from None
             self._in_txn = False
@@ -512,6 +515,29 @@ class HotPath:
         dead, self._dead = self._dead, []
         if dead and self.on_dead_letter is not None:
             self.on_dead_letter(dead)
+
+    def _end_txn(self, *, commit: bool) -> None:
+        """Commit or abort; a retriable error is retried twice (librdkafka allows it)."""
+        call = self.producer.commit_transaction if commit else self.producer.abort_transaction
+        for attempt in range(3):
+            try:
+                call(TXN_CALL_S)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable() or attempt == 2:
+                    raise
+                log.warning("%s: %s, retrying", call.__name__, err.name())
+
+    def _abort(self) -> None:
+        """Abort the open transaction; if even that fails, a new producer (its
+        ``init_transactions`` aborts the transaction broker-side)."""
+        try:
+            self._end_txn(commit=False)
+        except KafkaException as exc:
+            log.warning("abort failed (%s): new producer", exc.args[0].name())
+            self._reset_producer()
+        self._in_txn = False
 
     def _txn_failed(self, exc: KafkaException) -> None:
         err = exc.args[0]
@@ -545,12 +571,7 @@ class HotPath:
         self.aborts += 1
         self._drop_helpers()
         if self.eos and self._in_txn:
-            try:
-                self._retry(lambda: self.producer.abort_transaction(30), "abort_transaction")
-            except KafkaException as exc:
-                log.warning("abort failed (%s): new producer", exc.args[0].name())
-                self._reset_producer()
-            self._in_txn = False
+            self._abort()
         self._offsets.clear()
         self._dead.clear()
         self._rewind(self.consumer.assignment())
@@ -592,11 +613,7 @@ class HotPath:
 
     def _abandon(self) -> None:
         if self.eos and self._in_txn:
-            try:
-                self._retry(lambda: self.producer.abort_transaction(30), "abort_transaction")
-            except KafkaException:
-                self._reset_producer()
-            self._in_txn = False
+            self._abort()
             self.aborts += 1
         self._offsets.clear()
         self._dead.clear()
