@@ -65,9 +65,9 @@ def quix_python() -> Path:
     return py
 
 
-def create_topics(*names: str) -> None:
+def create_topics(*names: str, partitions: int = PARTITIONS) -> None:
     admin = AdminClient({"bootstrap.servers": BROKER})
-    for f in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
+    for f in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
         f.result(30)
 
 
@@ -119,7 +119,9 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def wait_group(group: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+def wait_group(
+    group: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120, members: int = 1
+) -> None:
     """Until the variant's consumer group is stable with a member (partitions assigned)."""
     admin = AdminClient({"bootstrap.servers": BROKER})
     deadline = time.monotonic() + timeout
@@ -129,7 +131,7 @@ def wait_group(group: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
         desc = admin.describe_consumer_groups([group])[group]
         try:
             g = desc.result(10)
-            if g.state == ConsumerGroupState.STABLE and g.members:
+            if g.state == ConsumerGroupState.STABLE and len(g.members) >= members:
                 return
         except Exception:
             pass
@@ -329,6 +331,38 @@ class Bench:
         steady = got / (last - first) if last > first else float("nan")
         return with_startup, steady, cpu / max(got, 1) * 100_000, got
 
+    def scale(self, workers: int) -> float:
+        """Steady records/s of ``workers`` streamproc workers (one group) on 12 partitions."""
+        base, _, _ = self.data("customers")
+        run = uuid.uuid4().hex[:8]
+        src, dst, dlq, group = (f"peer.{run}.s12", f"peer.{run}.s12out", f"peer.{run}.s12dlq",
+                                f"peer-scale-{run}")  # fmt: skip
+        create_topics(src, dst, dlq, partitions=12)
+        self.topics += [src, dst, dlq]
+        topo = self.topology("customers", src, dst, dlq, "at_least_once")
+        topo.write_text(topo.read_text().replace(f"partitions: {PARTITIONS}", "partitions: 12"))
+        cmd = [sys.executable, "-m", "streamproc.cli.main", "worker", "--topology", str(topo),
+               "--keyring", str(self.keyring_path), "--app-id", group]  # fmt: skip
+        procs = [self.start([*cmd, "--instance", f"w{i}"], "scale", f"{run}-{i}")[0]
+                 for i in range(workers)]  # fmt: skip
+        # Every member in the group before the records flow.
+        wait_group(group, procs[0], self.tmp / f"{run}-0.log", members=workers)
+        produce(src, [base[i % len(base)] for i in range(self.args.records)])
+        c = reader(f"count-{run}")
+        c.subscribe([dst])
+        got, first, last = 0, 0.0, 0.0
+        deadline = time.monotonic() + self.args.timeout
+        while got < self.args.records and time.monotonic() < deadline:
+            k = sum(1 for m in c.consume(10000, 0.01) if not m.error())
+            if k:
+                now = time.monotonic()
+                first = first or now
+                got, last = got + k, now
+        c.close()
+        for proc in procs:
+            stop(proc)
+        return got / (last - first) if last > first else float("nan")
+
     def latency(self, v: Variant, base: list[bytes]) -> tuple[float, float]:
         run = uuid.uuid4().hex[:8]
         src, dst, dlq, group = (f"peer.{run}.lin", f"peer.{run}.lout", f"peer.{run}.ldlq",
@@ -426,6 +460,7 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated variant label prefixes")
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--worker-args", default="", help="extra streamproc worker arguments")
+    ap.add_argument("--scale", action="store_true", help="also 1 vs 2 workers on 12 partitions")
     ap.add_argument("--loop", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop:
@@ -452,9 +487,16 @@ def main() -> int:
                 print(f"  {v.label:<16} {incl:>9,.0f} rec/s incl  {steady:>9,.0f} steady  "
                       f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms")  # fmt: skip
                 sys.stdout.flush()
+        scale = (bench.scale(1), bench.scale(2)) if args.scale else None
     finally:
         delete_topics(bench.topics)
     print_table(rows, args.records)
+    if scale:
+        print(
+            f"12 partitions, streamproc alo: 1 worker {scale[0]:,.0f} rec/s, 2 workers "
+            f"{scale[1]:,.0f} rec/s ({scale[1] / scale[0]:.2f}x; {len(os.sched_getaffinity(0))} "
+            "CPUs shared with the broker and the other variants' clients)"
+        )
     return 0
 
 

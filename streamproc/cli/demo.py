@@ -280,6 +280,8 @@ def _collect(conf: dict[str, Any], topic: str, expect: int, timeout: float) -> l
             "group.id": f"demo-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            # How training consumers must read: only committed transactions (exactly_once).
+            "isolation.level": "read_committed",
         }
     )
     c.subscribe([topic])

@@ -186,26 +186,28 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
         args, log_path=work / "worker.log", bootstrap=bootstrap, data_dir=work / "data"
     )
     t0 = time.monotonic()
-    worker.start(wait_ready=120)
-    for share, fault in FAULTS:
-        deadline = time.monotonic() + 240
-        while _sink_progress(bootstrap, [sink, dlq]) < share * n:
-            assert time.monotonic() < deadline, f"no progress before the {fault} fault"
-            assert worker.proc is not None and worker.proc.poll() is None, "the worker exited"
-            time.sleep(0.2)
-        if fault == "worker":
-            worker.kill9()
-            out.faults.append(f"kill -9 worker at {share:.0%}")
-            worker.start(wait_ready=120)
-        else:
-            _kill_broker(broker)
-            out.faults.append(f"SIGKILL broker at {share:.0%}")
-            time.sleep(2.0)  # down for a moment: the worker's clients see it gone
-            broker.start(timeout=120)
-        log(f"  {out.faults[-1]} (t={time.monotonic() - t0:.0f} s)")
-    msgs = _read_committed(bootstrap, [sink, dlq], n, timeout=300)
-    out.seconds = time.monotonic() - t0
-    worker.stop()
+    try:
+        worker.start(wait_ready=120)
+        for share, fault in FAULTS:
+            deadline = time.monotonic() + 240
+            while _sink_progress(bootstrap, [sink, dlq]) < share * n:
+                assert time.monotonic() < deadline, f"no progress before the {fault} fault"
+                assert worker.proc is not None and worker.proc.poll() is None, "the worker exited"
+                time.sleep(0.2)
+            if fault == "worker":
+                worker.kill9()
+                out.faults.append(f"kill -9 worker at {share:.0%}")
+                worker.start(wait_ready=120)
+            else:
+                _kill_broker(broker)
+                out.faults.append(f"SIGKILL broker at {share:.0%}")
+                time.sleep(2.0)  # down for a moment: the worker's clients see it gone
+                broker.start(timeout=120)
+            log(f"  {out.faults[-1]} (t={time.monotonic() - t0:.0f} s)")
+        msgs = _read_committed(bootstrap, [sink, dlq], n, timeout=300)
+        out.seconds = time.monotonic() - t0
+    finally:
+        worker.stop()  # also when the scenario failed: no worker outlives its broker
     for m in msgs:
         h = dict(m.headers() or ())
         out.seen[(int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET]))] += 1
