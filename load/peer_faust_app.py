@@ -53,7 +53,11 @@ def main() -> int:
             )
             target = sink if isinstance(out, Sanitized) else dlq
             await target.send(
-                key=out.key, value=out.value, headers=out.headers, partition=m.partition
+                key=out.key,
+                value=out.value,
+                headers=out.headers,
+                partition=m.partition,
+                timestamp=m.timestamp,  # the source's: latency is measured from it
             )
 
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
