@@ -21,8 +21,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=300_000)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-eos-") as tmp:
-        out = run_scenario(args.records, Path(tmp))
+    work = Path(tempfile.mkdtemp(prefix="bench-eos-"))
+    print(f"worker log: {work / 'worker.log'}")
+    out = run_scenario(args.records, work)
     print(
         f"exactly_once faults: {args.records} records, {', '.join(out.faults)}: "
         f"{out.lost} lost, {out.duplicates} duplicates, {out.unexpected} unexpected, "

@@ -31,6 +31,7 @@ resumed once it drained to half. Shutdown: stop flag -> finish the helper batch 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -293,8 +294,11 @@ class HotPath:
             self._drain_helpers()
             self._commit()
         finally:
-            self.consumer.close()
-            self.producer.flush(10)
+            try:
+                self.consumer.close()  # serves on_revoke / on_lost a last time
+                self.producer.flush(10)
+            except Exception as exc:  # keep the original failure the one that is reported
+                log.warning("closing the clients: %s", type(exc).__name__)
             for route in self.routes.values():
                 for helper in route.helpers:
                     helper.close()
@@ -560,11 +564,14 @@ class HotPath:
                 f"{len(self._resets)} times in a minute (another worker with the same "
                 "--instance?)"
             )
-        old, self.producer = self.producer, None
-        old.purge()
-        old.flush(0)
-        self.producer = self._new_producer()
+        old = self.producer
+        # A fenced producer may refuse even these; it is dropped either way.
+        with contextlib.suppress(KafkaException):
+            old.purge()
+        with contextlib.suppress(KafkaException):
+            old.flush(0)
         self._in_txn = False
+        self.producer = self._new_producer()
 
     def _abort_and_rewind(self) -> None:
         """Abort the open transaction and go back to the committed offsets."""
