@@ -27,7 +27,8 @@ def main() -> int:
     print(
         f"exactly_once faults: {args.records} records, {', '.join(out.faults)}: "
         f"{out.lost} lost, {out.duplicates} duplicates, {out.unexpected} unexpected, "
-        f"{out.dead_letters} dead letters, {out.seconds:.0f} s (busy machine: indicative)"
+        f"{out.dead_letters} dead letters, {out.restarts} self-exits restarted, "
+        f"{out.seconds:.0f} s (busy machine: indicative)"
     )
     return 0 if out.lost == out.duplicates == out.unexpected == 0 else 1
 

@@ -61,6 +61,10 @@ log = logging.getLogger("streamproc.agents.hotpath")
 # Timeout of one transactional call: short enough that a worker whose broker went away
 # cycles through abort -> new producer -> wait instead of hanging in one call.
 TXN_CALL_S = 10.0
+# librdkafka 2.x can block in send_offsets_to_transaction past its timeout when the broker
+# restarted underneath it (seen in the fault test): past this, the worker exits (code 70)
+# and its restart, under the same transactional id, aborts the open transaction.
+TXN_WATCHDOG_S = 45.0
 
 Guarantee = Literal["at_least_once", "exactly_once"]
 # confluent-kafka's Message stubs type every accessor Optional; the consumer hands out
@@ -194,6 +198,7 @@ class HotPath:
         self.aborts = 0
         self.consumer: Any = None
         self.producer: Any = None
+        self._call_since: float | None = None  # a transactional call in progress since
         for name, route in routes.items():
             label = route.flow.topology.name
             route.m = {
@@ -273,8 +278,24 @@ class HotPath:
     def stop(self) -> None:
         self._stop.set()
 
+    def _watchdog(self) -> None:
+        while not self._stop.wait(1.0):
+            since = self._call_since
+            if since is not None and time.monotonic() - since > TXN_WATCHDOG_S:
+                log.critical(
+                    "a transactional call blocked for over %.0f s; exiting so that a restart "
+                    "aborts the open transaction",
+                    TXN_WATCHDOG_S,
+                )
+                logging.shutdown()
+                os._exit(70)
+
     def run(self) -> None:
         """The thread body: until :meth:`stop`, then commit what is done and leave the group."""
+        if self.eos:
+            threading.Thread(
+                target=self._watchdog, name="streamproc-txn-watchdog", daemon=True
+            ).start()
         self.producer = self._new_producer()
         self.consumer = self._new_consumer()
         self.consumer.subscribe(
@@ -495,7 +516,11 @@ class HotPath:
         if self.eos:
             try:
                 meta = self.consumer.consumer_group_metadata()
-                self.producer.send_offsets_to_transaction(offsets, meta, TXN_CALL_S)
+                self._call_since = time.monotonic()
+                try:
+                    self.producer.send_offsets_to_transaction(offsets, meta, TXN_CALL_S)
+                finally:
+                    self._call_since = None
                 self._end_txn(commit=True)
             except KafkaException as exc:
                 # Whatever went wrong (the broker away, a stale generation, a timeout),
@@ -524,6 +549,7 @@ class HotPath:
         """Commit or abort; a retriable error is retried twice (librdkafka allows it)."""
         call = self.producer.commit_transaction if commit else self.producer.abort_transaction
         for attempt in range(3):
+            self._call_since = time.monotonic()
             try:
                 call(TXN_CALL_S)
                 return
@@ -532,6 +558,8 @@ class HotPath:
                 if not err.retriable() or attempt == 2:
                     raise
                 log.warning("%s: %s, retrying", call.__name__, err.name())
+            finally:
+                self._call_since = None
 
     def _abort(self) -> None:
         """Abort the open transaction; if even that fails, a new producer (its

@@ -29,5 +29,5 @@ def test_kills_and_broker_restarts_lose_and_duplicate_nothing(tmp_path: Path, ca
         print(
             f"\n[exactly-once faults] {n} records, {', '.join(out.faults)}: "
             f"{out.lost} lost, {out.duplicates} duplicates, {out.dead_letters} dead letters, "
-            f"{out.seconds:.0f} s"
+            f"{out.restarts} self-exits restarted, {out.seconds:.0f} s"
         )
