@@ -443,6 +443,13 @@ class HotPath:
             except BufferError:
                 self._wait_for_queue()
                 produce(target, out.value, out.key, part, headers=out.headers, timestamp=ts or 0)
+            except KafkaException as exc:
+                # The transaction is in an error state (e.g. a send failed while the broker
+                # was away): the whole interval goes.
+                log.warning("produce refused (%s): aborting and rewinding", exc.args[0].name())
+                if exc.args[0].fatal():
+                    self._reset_producer()
+                raise _Rewind() from None
             if ts:
                 stamps.append(ts)
         last: dict[int, int] = {}
