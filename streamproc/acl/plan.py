@@ -31,6 +31,7 @@ class TopicRoles:
     dead_letter: tuple[str, ...]
     lineage: tuple[str, ...]
     audit: tuple[str, ...]
+    exactly_once: bool = False
 
     @classmethod
     def of(cls, topologies: Sequence[Topology]) -> TopicRoles:
@@ -44,6 +45,7 @@ class TopicRoles:
             dead_letter=uniq(t.dead_letter for t in topologies),
             lineage=uniq(t.lineage_topic for t in topologies),
             audit=uniq(t.audit_topic for t in topologies),
+            exactly_once=any(t.processing_guarantee == "exactly_once" for t in topologies),
         )
 
     def data_topics(self) -> tuple[str, ...]:
@@ -90,6 +92,9 @@ def plan_acls(topologies: Sequence[Topology], principals: Principals) -> AclPlan
     for app_id in principals.worker.app_ids:
         out += _allow(w, "GROUP", app_id, ["READ"])
         out += _allow(w, "TOPIC", f"{app_id}-", ["CREATE", "READ", "WRITE"], "PREFIXED")
+        if roles.exactly_once:
+            # The hot path's transactional id is "<app_id>-<instance>" (WRITE implies DESCRIBE).
+            out += _allow(w, "TRANSACTIONAL_ID", f"{app_id}-", ["WRITE"], "PREFIXED")
 
     for i, prod in enumerate(principals.producers):
         for j, t in enumerate(prod.topics):

@@ -1,4 +1,8 @@
-"""``streamproc worker``: a Faust worker running one agent per topology."""
+"""``streamproc worker``: a Faust worker running every topology it is given.
+
+Sanitize topologies run on the batch hot path (docs/delivery.md), detect topologies as Faust
+agents; the consumer group defaults to one derived from the topologies.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import logging
 import os
 
 from streamproc.config import load_settings
+from streamproc.config.topology import Topology, default_app_id, load_topology
 from streamproc.errors import ConfigError
+from streamproc.metrics import WorkerMetrics
 
 log = logging.getLogger("streamproc.worker")
 
@@ -24,14 +30,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--offload",
-        choices=("auto", "0", "1"),
         default="auto",
-        help="sanitize in a helper process beside the event loop: 1, 0 (inline) or auto "
-        "(on when the worker may use 2 or more CPUs)",
+        help="helper processes that sanitize beside the hot path's thread, per topology: N, "
+        "0 (inline) or auto (one per CPU the worker may use when it may use 2 or more; the "
+        "Faust agent engine uses at most 1)",
     )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
-    p.add_argument("--app-id", default="streamproc", help="Faust app id = consumer group")
+    p.add_argument(
+        "--app-id",
+        help="Faust app id = consumer group (default: derived from the topologies, "
+        "streamproc-<names>-<hash>)",
+    )
+    p.add_argument(
+        "--instance",
+        help="this worker's name in its transactional id <app-id>-<instance> (exactly_once; "
+        "default STREAMPROC_INSTANCE or the host name; unique per worker of one app)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("hotpath", "agent"),
+        default="hotpath",
+        help="sanitize on the batch hot path (default) or on the earlier Faust agent",
+    )
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.add_argument(
         "--enforce",
@@ -55,13 +76,18 @@ def run(args: argparse.Namespace) -> int:
     # starts without loading them (start-up time of `streamproc --help`, `sanitize`, ...).
     import faust
 
-    from streamproc.metrics import WorkerMetrics
     from streamproc.runtime.app import create_app
     from streamproc.runtime.wiring import add_topologies, open_audit
 
     metrics = WorkerMetrics()
-    app = create_app(args.app_id, settings)
-    audit = open_audit(settings, args.app_id)
+    topologies = [load_topology(p) for p in args.topology]
+    app_id = args.app_id or _default_app_id(topologies)
+    app = create_app(app_id, settings)
+    if args.engine == "hotpath" and all(t.kind == "sanitize" for t in topologies):
+        # No Faust agent reads a topic: Faust runs its producer, timers and tasks only, and
+        # the hot path's consumer is the worker's one member of its group.
+        app.producer_only = True
+    audit = open_audit(settings, app_id)
     add_topologies(
         app,
         settings,
@@ -69,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics,
         audit=audit,
         offload_processes=_offload(args.offload),
+        engine=args.engine,
+        instance=args.instance or os.environ.get("STREAMPROC_INSTANCE") or None,
     )
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
@@ -80,7 +108,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_app_id(topologies: list[Topology]) -> str:
+    """streamproc-<names>-<hash> of the topologies (see ``config.topology.default_app_id``)."""
+    return default_app_id(topologies) if topologies else "streamproc"
+
+
 def _offload(choice: str) -> int:
+    cpus = len(os.sched_getaffinity(0))
     if choice == "auto":
-        return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
-    return int(choice)
+        return cpus if cpus >= 2 else 0
+    try:
+        n = int(choice)
+    except ValueError:
+        raise ConfigError(f"--offload wants auto or a number, got {choice!r}") from None
+    if n < 0:
+        raise ConfigError("--offload must be >= 0")
+    return n

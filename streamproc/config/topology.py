@@ -15,8 +15,10 @@ Validation happens once at load; every error names the file and the key.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +34,7 @@ WriteFraming = Literal["confluent", "single-object"]
 Kind = Literal["sanitize", "detect"]
 
 _FRAMINGS = ("confluent", "single-object", "auto")
-_GUARANTEES = ("at_least_once",)
+_GUARANTEES = ("at_least_once", "exactly_once")
 
 
 @dataclass(frozen=True)
@@ -138,19 +140,14 @@ class _Reader:
             raise self._err(unknown[0], "unknown key")
 
 
-def _guarantee(r: _Reader) -> str:
-    """Only at-least-once is offered: refuse exactly_once rather than silently downgrade it."""
-    value = r.get("processing_guarantee", str, "at_least_once")
-    if value == "exactly_once":
+def _guarantee(r: _Reader, kind: str) -> str:
+    """at_least_once or exactly_once (sanitize flows only; see docs/delivery.md)."""
+    value = r.choice("processing_guarantee", _GUARANTEES, "at_least_once")
+    if value == "exactly_once" and kind != "sanitize":
         raise r._err(
             "processing_guarantee",
-            "exactly_once is not supported: Faust's transactional mode has open bugs "
-            "(faust-streaming #517, #323, #177, #440) and streamproc's batched producer does "
-            "not run inside its transactions. Use at_least_once and deduplicate on the "
-            "streamproc.source.* headers (see docs/pipeline.md)",
+            "exactly_once is offered for sanitize topologies (the detector runs at_least_once)",
         )
-    if value not in _GUARANTEES:
-        raise r._err("processing_guarantee", f"must be one of {', '.join(_GUARANTEES)}")
     return str(value)
 
 
@@ -314,7 +311,7 @@ def load_topology(path: str | Path) -> Topology:
         framing=framing,
         write_framing=write_framing,
         strict=r.get("strict", bool, False),
-        processing_guarantee=_guarantee(r),
+        processing_guarantee=_guarantee(r, kind),
         tags=_tags(r),
         registry_url=registry_url,
         lineage_topic=lineage_topic,
@@ -328,3 +325,22 @@ def load_topology(path: str | Path) -> Topology:
     if len({topo.source.topic, topo.sink.topic, topo.dead_letter}) != 3:
         raise TopologyError(f"{p}: source, sink and dead_letter topics must all differ")
     return topo
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_app_id(topologies: Sequence[Topology]) -> str:
+    """The consumer group a worker joins unless ``--app-id`` is given.
+
+    ``streamproc-<names>-<hash>``: the sorted topology names joined by dots (readable in
+    group listings) and 8 hex digits of SHA-256 over the sorted ``name=source topic`` pairs,
+    so the same set of topologies always lands in the same group, and two deployments that
+    reuse a name on other topics do not. Example: ``streamproc-claims.customers-1f0c9a2e``.
+    """
+    pairs = sorted(f"{t.name}={t.source.topic}" for t in topologies)
+    digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:8]
+    names = ".".join(_SAFE_NAME.sub("_", t.name) for t in sorted(topologies, key=lambda t: t.name))[
+        :80
+    ]
+    return f"streamproc-{names}-{digest}"

@@ -30,6 +30,7 @@ from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.build import build_flow
 from streamproc.pipeline.sanitize import SanitizeFlow
 from streamproc.runtime.detector import add_detector
+from streamproc.runtime.hotapp import add_hot_path
 from streamproc.runtime.offload import FlowProcess
 from streamproc.runtime.sanitizer import add_sanitizer
 
@@ -68,8 +69,14 @@ def add_topologies(
     metrics: WorkerMetrics | None = None,
     audit: AuditLog | None = None,
     offload_processes: int = 0,
+    engine: str = "hotpath",
+    instance: str | None = None,
 ) -> WorkerMetrics:
-    """Load, validate and compile every topology, then add its agent to ``app``."""
+    """Load, validate and compile every topology, then add it to ``app``.
+
+    ``engine``: ``hotpath`` (default) runs every sanitize topology on the worker's batch hot
+    path (:mod:`streamproc.runtime.hotpath`); ``agent`` on the earlier Faust agent.
+    """
     metrics = metrics or WorkerMetrics()
     topologies = [load_topology(p) for p in paths]
     names = [t.name for t in topologies]
@@ -84,26 +91,46 @@ def add_topologies(
             topologies=[t.name for t in topologies],
             topics=sorted({t.source.topic for t in topologies}),
         )
-    keyring = None
-    lineage_events: list[tuple[Topology, str]] = []
     for topo in topologies:
         if topo.kind == "detect":
             add_detector(app, topo, settings, metrics, audit)
-            continue
-        if keyring is None:
-            if settings.keyring is None:
-                raise ConfigError(
-                    "a sanitize topology needs a keyring (--keyring or STREAMPROC_KEYRING)"
-                )
-            keyring = Keyring.load(settings.keyring)
-        flow = build_flow(topo, settings, keyring)
-        offload = FlowProcess(topo.path, settings, flow) if offload_processes else None
-        add_sanitizer(
-            app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
+    sanitize = [t for t in topologies if t.kind != "detect"]
+    flows = _sanitize_flows(app, settings, sanitize, metrics, audit, engine, offload_processes)
+    if flows and engine == "hotpath":
+        add_hot_path(
+            app, settings, flows, metrics, instance=instance, audit=audit, offload=offload_processes
         )
+    if audit is not None:
+        _add_audit_tasks(app, audit, metrics)
+    _add_lineage_task(app, [(f.topology, _lineage_event(settings, f.topology, f)) for f in flows])
+    return metrics
+
+
+def _sanitize_flows(
+    app: faust.App,
+    settings: Settings,
+    topologies: Sequence[Topology],
+    metrics: WorkerMetrics,
+    audit: AuditLog | None,
+    engine: str,
+    offload_processes: int,
+) -> list[SanitizeFlow]:
+    """Compile each sanitize topology; on the ``agent`` engine, add its Faust agent too."""
+    if not topologies:
+        return []
+    if settings.keyring is None:
+        raise ConfigError("a sanitize topology needs a keyring (--keyring or STREAMPROC_KEYRING)")
+    keyring = Keyring.load(settings.keyring)
+    flows = []
+    for topo in topologies:
+        flow = build_flow(topo, settings, keyring)
+        if engine != "hotpath":
+            offload = FlowProcess(topo.path, settings, flow) if offload_processes else None
+            add_sanitizer(
+                app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
+            )
         if audit is not None:
             _audit_loaded(audit, app.conf.id, topo, flow)
-        lineage_events.append((topo, _lineage_event(settings, topo, flow)))
         log.info(
             "topology %s loaded: %s -> %s (policy %s)",
             topo.name,
@@ -111,10 +138,8 @@ def add_topologies(
             topo.sink.topic,
             flow.plan.fingerprint,
         )
-    if audit is not None:
-        _add_audit_tasks(app, audit, metrics)
-    _add_lineage_task(app, lineage_events)
-    return metrics
+        flows.append(flow)
+    return flows
 
 
 def _lineage_event(settings: Settings, topo: Topology, flow: SanitizeFlow) -> str:

@@ -88,6 +88,16 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
     assert plan.managed == {"User:streamproc", "User:crm", "User:ml", "User:oncall", "User:old"}
 
 
+def test_exactly_once_adds_transactional_ids(tmp_path: Path) -> None:
+    import dataclasses
+
+    principals = load_principals(write(tmp_path, GOOD))
+    eo = [dataclasses.replace(TOPOLOGIES[0], processing_guarantee="exactly_once")]
+    binding = ("WRITE", "TRANSACTIONAL_ID", "streamproc-", "PREFIXED")
+    assert binding in ops(plan_acls(eo, principals), "User:streamproc")
+    assert binding not in ops(plan_acls(TOPOLOGIES[:1], principals), "User:streamproc")
+
+
 @pytest.mark.parametrize(
     ("doc", "key", "message"),
     [

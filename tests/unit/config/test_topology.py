@@ -126,17 +126,31 @@ def test_unreadable_yaml_is_refused_with_the_file(tmp_path: Path, text: str, wha
         load_topology(tmp_path / "absent.yaml")
 
 
-def test_exactly_once_is_refused_not_silently_downgraded(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "value", "error"),
+    [
+        ("sanitize", "exactly_once", None),
+        ("sanitize", "at_least_once", None),
+        ("sanitize", "exactly-once", "must be one of at_least_once, exactly_once"),
+        ("detect", "exactly_once", "offered for sanitize topologies"),
+    ],
+)
+def test_processing_guarantee_is_read_and_checked(
+    tmp_path: Path, kind: str, value: str, error: str | None
+) -> None:
     doc = base()
-    doc["processing_guarantee"] = "exactly_once"
-    f = tmp_path / "eos.yaml"
+    doc["processing_guarantee"] = value
+    if kind == "detect":
+        doc["kind"] = "detect"
+        doc.pop("strict", None)
+    f = tmp_path / "g.yaml"
     f.write_text(yaml.safe_dump(doc))
-    with pytest.raises(TopologyError, match="exactly_once is not supported") as err:
+    if error is None:
+        assert load_topology(f).processing_guarantee == value
+        return
+    with pytest.raises(TopologyError, match=error) as err:
         load_topology(f)
     assert str(f) in str(err.value) and "'processing_guarantee'" in str(err.value)
-    doc["processing_guarantee"] = "at_least_once"
-    f.write_text(yaml.safe_dump(doc))
-    assert load_topology(f).processing_guarantee == "at_least_once"
 
 
 @pytest.mark.parametrize(("tags", "action"), [("drop", "drop"), ({"action": "mask"}, "mask")])

@@ -1,0 +1,141 @@
+"""Wire the batch hot path into the Faust app: start it with the app, stop it with the app.
+
+Faust keeps the lifecycle (signals, ``on_before_shutdown``), the metrics server, the audit
+timer and any detector agents; the hot path's thread owns the sanitize data path. Audit
+entries for dead letters are handed back to the event loop after their interval committed,
+so the audit log is written from one thread only and never records an aborted outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streamproc.agents.hotpath import (
+    BlockingFlowProcess,
+    HotPath,
+    HotPathSpec,
+    Route,
+    ensure_outputs,
+    run_in_thread,
+)
+from streamproc.audit import AuditKind
+from streamproc.errors import ConfigError
+from streamproc.flow import SanitizeFlow
+from streamproc.metrics import WorkerMetrics
+from streamproc.topology import Topology
+
+log = logging.getLogger("streamproc.agents.hotapp")
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_app_id(topologies: Sequence[Topology]) -> str:
+    """The consumer group a worker joins unless ``--app-id`` is given.
+
+    ``streamproc-<names>-<hash>``: the sorted topology names joined by dots (readable in
+    group listings) and 8 hex digits of SHA-256 over the sorted ``name=source topic`` pairs,
+    so the same set of topologies always lands in the same group, and two deployments that
+    reuse a name on other topics do not. Example: ``streamproc-claims.customers-1f0c9a2e``.
+    """
+    pairs = sorted(f"{t.name}={t.source.topic}" for t in topologies)
+    digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:8]
+    names = ".".join(_SAFE.sub("_", t.name) for t in sorted(topologies, key=lambda t: t.name))[:80]
+    return f"streamproc-{names}-{digest}"
+
+
+def default_instance() -> str:
+    """This worker's instance name in its transactional id: the short host name.
+
+    Stable across restarts on one host (a restart aborts the transaction its killed
+    predecessor left open); workers sharing a host need their own ``--instance``.
+    """
+    return _SAFE.sub("_", socket.gethostname().split(".")[0]) or "worker"
+
+
+def guarantee_of(topologies: Sequence[Topology]) -> str:
+    """The one guarantee of a worker's sanitize topologies (one producer per worker)."""
+    found = {t.processing_guarantee for t in topologies}
+    if len(found) > 1:
+        names = ", ".join(f"{t.path} ({t.processing_guarantee})" for t in topologies)
+        raise ConfigError(
+            "the sanitize topologies of one worker must share processing_guarantee "
+            f"(one producer per worker): {names}; run them in separate workers"
+        )
+    return found.pop() if found else "at_least_once"
+
+
+def add_hot_path(
+    app: faust.App,
+    settings: Any,
+    flows: Sequence[SanitizeFlow],
+    metrics: WorkerMetrics,
+    *,
+    instance: str | None = None,
+    audit: Any | None = None,
+    offload: int = 0,
+) -> HotPath:
+    """One hot path for all sanitize ``flows`` of the worker; started and stopped by ``app``."""
+    topos = [f.topology for f in flows]
+    sources = [t.source.topic for t in topos]
+    if len(set(sources)) != len(sources):
+        raise ConfigError("two sanitize topologies of one worker read the same source topic")
+    guarantee = guarantee_of(topos)
+    app_id = str(app.conf.id)
+    spec = HotPathSpec(
+        group=app_id,
+        guarantee=guarantee,  # type: ignore[arg-type]
+        transactional_id=f"{app_id}-{instance or default_instance()}"
+        if guarantee == "exactly_once"
+        else None,
+    )
+    conf = settings.kafka_config()
+    counts = ensure_outputs(conf, flows)
+    routes = {}
+    for flow in flows:
+        topo = flow.topology
+        helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(offload)]
+        routes[topo.source.topic] = Route(
+            flow,
+            helpers,
+            sink_partitions=counts[topo.sink.topic],
+            dlq_partitions=counts[topo.dead_letter],
+        )
+    loop_holder: list[asyncio.AbstractEventLoop] = []
+
+    def audit_dead_letters(entries: list[dict[str, Any]]) -> None:
+        def append() -> None:
+            assert audit is not None
+            for e in entries:
+                audit.append(AuditKind.DEAD_LETTER, **e)
+
+        loop_holder[0].call_soon_threadsafe(append)
+
+    hot = HotPath(
+        spec,
+        routes,
+        conf,
+        metrics,
+        on_dead_letter=audit_dead_letters if audit is not None else None,
+    )
+    threads = []
+
+    @app.task
+    async def start_hot_path() -> None:
+        loop_holder.append(asyncio.get_running_loop())
+        threads.append(run_in_thread(hot))
+
+    async def stop_hot_path(app: Any, **kwargs: Any) -> None:
+        hot.stop()
+        if threads:
+            await asyncio.get_running_loop().run_in_executor(None, threads[0].join, 60)
+
+    app.on_before_shutdown.connect(stop_hot_path)  # type: ignore[arg-type]
+    return hot

@@ -1,0 +1,709 @@
+"""The sanitizer's batch hot path: one confluent-kafka consumer and producer in one thread.
+
+Faust keeps the worker (lifecycle, web/metrics, tables, the detector agent, CLI and
+configuration); the sanitize data path leaves Faust's per-record stream machinery (a
+conductor lock, a channel put and two tasks per record). One thread per worker runs::
+
+    consume(num_messages=BATCH) -> SanitizeFlow (inline or in the helper process)
+      -> produce to the sink / dead-letter topic, same partition number as the source
+      -> every commit interval: commit
+
+``exactly_once``: one transactional producer per worker (``transactional.id`` =
+``<app id>-<instance>``, stable across restarts, so ``init_transactions`` aborts whatever a
+killed predecessor left open); the sanitized records, the dead letters and the source
+offsets of an interval commit in one transaction, the offsets through
+``send_offsets_to_transaction`` with the consumer's group metadata (KIP-447: a zombie whose
+group generation is stale is fenced by the group coordinator). On an abortable error the
+transaction aborts and every assigned partition is rewound to its committed offset; on a
+fatal producer error (fenced, or the coordinator expired the transaction) a new producer
+is made, which re-inits under the same id, and the partitions are rewound. A rebalance
+commits the open transaction in ``on_revoke`` (aborts it in ``on_lost``), so no
+transaction spans two generations.
+
+``at_least_once``: the same path with an idempotent producer; at each commit the producer
+is flushed, then the offsets are committed (a failed delivery rewinds instead).
+
+Back-pressure: when the producer's queue passes ``max_queued`` the assigned partitions are
+paused (the consumer keeps polling, so group membership and rebalances continue) and
+resumed once it drained to half. Shutdown: stop flag -> finish the helper batch -> commit
+-> close the consumer (leaves the group) -> flush.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamproc.agents.offload import FlowProcess, Item, _recv_exactly, decode_reply
+from streamproc.agents.offload import encode_request as _encode
+from streamproc.errors import OffloadError, StreamprocError
+from streamproc.flow import Outcome, Sanitized, SanitizeFlow
+from streamproc.metrics import WorkerMetrics
+
+log = logging.getLogger("streamproc.agents.hotpath")
+
+# Timeout of one transactional call: short enough that a worker whose broker went away
+# cycles through abort -> new producer -> wait instead of hanging in one call.
+TXN_CALL_S = 10.0
+# librdkafka 2.x can block in send_offsets_to_transaction past its timeout when the broker
+# restarted underneath it (seen in the fault test): past this, the worker exits (code 70)
+# and its restart, under the same transactional id, aborts the open transaction.
+TXN_WATCHDOG_S = 45.0
+
+Guarantee = Literal["at_least_once", "exactly_once"]
+# confluent-kafka's Message stubs type every accessor Optional; the consumer hands out
+# records whose topic, partition and offset are set (errors are filtered first).
+Message = Any
+
+
+class HotPathError(StreamprocError):
+    """The hot path cannot go on (a fatal client error that a new producer did not cure)."""
+
+
+@dataclass(frozen=True)
+class HotPathSpec:
+    """How one worker's hot path consumes, commits and paces itself."""
+
+    group: str
+    guarantee: Guarantee
+    transactional_id: str | None = None
+    batch: int = 2000
+    poll_s: float = 0.005
+    # exactly_once: read_committed consumers see a record once its transaction commits, so
+    # the interval bounds their latency (p99 < 50 ms at 5k/s with 20 ms, see docs/delivery.md).
+    commit_interval_s: float = 0.02
+    max_queued: int = 200_000
+    transaction_timeout_ms: int = 10_000
+    session_timeout_ms: int = 10_000
+    # New producers allowed per minute before the worker gives up (fatal errors in a loop).
+    max_producer_resets: int = 5
+
+    def __post_init__(self) -> None:
+        if self.guarantee == "exactly_once" and not self.transactional_id:
+            raise ValueError("exactly_once needs a transactional id")
+
+
+@dataclass
+class Route:
+    """One sanitize topology inside the hot path."""
+
+    flow: SanitizeFlow
+    # Source partition p goes to helpers[p % len(helpers)] (per-partition order kept).
+    helpers: list[BlockingFlowProcess] = field(default_factory=list)
+    sink_partitions: int = 1
+    dlq_partitions: int = 1
+    pending: list[tuple[list[Message], list[Item]]] | None = None  # in the helpers
+    m: dict[str, Any] = field(default_factory=dict)  # metric children
+
+
+class BlockingFlowProcess(FlowProcess):
+    """The offload helper driven with blocking calls from the hot path's thread.
+
+    ``submit`` hands a batch over and returns at once; ``collect`` waits for its outcomes.
+    Between the two the thread produces the previous batch and fetches the next one, so the
+    helper's core and the thread's core overlap (one batch in flight per topology).
+    """
+
+    def __init__(self, topology_path: Any, settings: Any, flow: SanitizeFlow) -> None:
+        super().__init__(topology_path, settings, flow)
+        self._sock.setblocking(True)
+        self._sock.settimeout(None)
+
+    def submit(self, items: list[Item]) -> None:
+        body = _encode(items)
+        self._sock.sendall(len(body).to_bytes(8, "little") + body)
+
+    def collect(self, items: list[Item]) -> list[Outcome]:
+        head = _recv_exactly(self._sock, 8)
+        body = _recv_exactly(self._sock, int.from_bytes(head, "little")) if head else None
+        if body is None:
+            raise OffloadError(f"offload helper for {self._flow.topology.name} went away")
+        return decode_reply(self._flow, items, body)
+
+
+def ensure_outputs(conf: dict[str, Any], flows: Sequence[SanitizeFlow]) -> dict[str, int]:
+    """Create missing sink and dead-letter topics with the source's partition count; the
+    partition count of every output topic (outputs keep their source partition number)."""
+    admin = AdminClient(conf)
+    sources = [f.topology.source.topic for f in flows]
+    md = admin.list_topics(timeout=30)
+    want: dict[str, int] = {}
+    for flow in flows:
+        topo = flow.topology
+        src = md.topics.get(topo.source.topic)
+        n = topo.source.partitions or (len(src.partitions) if src and src.partitions else 1)
+        for name in (topo.sink.topic, topo.dead_letter):
+            if name not in md.topics:
+                want[name] = n
+    if want:
+        futures = admin.create_topics([NewTopic(t, n, -1) for t, n in want.items()])
+        for fut in futures.values():
+            try:
+                fut.result(30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        md = admin.list_topics(timeout=30)
+    counts = {}
+    for flow in flows:
+        for name in (flow.topology.sink.topic, flow.topology.dead_letter):
+            counts[name] = max(1, len(md.topics[name].partitions))
+    del sources
+    return counts
+
+
+class HotPath:
+    """The consume -> sanitize -> produce -> commit loop of one worker (all its topologies)."""
+
+    def __init__(
+        self,
+        spec: HotPathSpec,
+        routes: dict[str, Route],
+        kafka_conf: dict[str, Any],
+        metrics: WorkerMetrics,
+        *,
+        on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.routes = routes
+        self.conf = kafka_conf
+        self.metrics = metrics
+        self.on_dead_letter = on_dead_letter
+        self.eos = spec.guarantee == "exactly_once"
+        self._stop = threading.Event()
+        self._offsets: dict[tuple[str, int], int] = {}  # next offset, produced not committed
+        self._dead: list[dict[str, Any]] = []  # audit entries of the open interval
+        self._in_txn = False
+        self._interval_start = 0.0
+        self._delivery_failed = False
+        self._resets: list[float] = []
+        self._lag_at = 0.0
+        self.commits = 0
+        self.aborts = 0
+        self.consumer: Any = None
+        self.producer: Any = None
+        self._call_since: float | None = None  # a transactional call in progress since
+        for name, route in routes.items():
+            label = route.flow.topology.name
+            route.m = {
+                "in": metrics.records_in.labels(label),
+                "out": metrics.records_out.labels(label),
+                "latency": metrics.processing.labels(label),
+                "transforms": {
+                    a: (metrics.transforms.labels(label, a), n)
+                    for a, n in route.flow.actions_per_record.items()
+                },
+                "dead": {},
+            }
+            for key, version in route.flow.plan.key_versions.items():
+                metrics.key_version.labels(label, key).set(version)
+            del name
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def _new_producer(self) -> Any:
+        conf = {
+            **self.conf,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "batch.num.messages": 10_000,
+            "batch.size": 1024 * 1024,
+            "queue.buffering.max.messages": self.spec.max_queued * 2,
+            "queue.buffering.max.kbytes": 512 * 1024,
+        }
+        if self.eos:
+            conf["transactional.id"] = self.spec.transactional_id
+            conf["transaction.timeout.ms"] = self.spec.transaction_timeout_ms
+        else:
+            conf["delivery.report.only.error"] = True
+            conf["on_delivery"] = self._on_delivery_error
+        producer = Producer(conf)
+        if self.eos:
+            self._retry(lambda: producer.init_transactions(TXN_CALL_S), "init_transactions")
+        return producer
+
+    def _new_consumer(self) -> Any:
+        conf = {
+            **self.conf,
+            "group.id": self.spec.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # Sources may be written transactionally too; never read an aborted record.
+            "isolation.level": "read_committed",
+            "session.timeout.ms": self.spec.session_timeout_ms,
+            "heartbeat.interval.ms": max(1000, self.spec.session_timeout_ms // 3),
+            "fetch.wait.max.ms": 20,
+            "queued.max.messages.kbytes": 64 * 1024,
+        }
+        return Consumer(conf)
+
+    def _on_delivery_error(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._delivery_failed = True
+            log.error("delivery failed to %s/%s: %s", msg.topic(), msg.partition(), err.name())
+
+    def _retry(self, call: Callable[[], Any], what: str) -> Any:
+        """Run a transactional call, retrying retriable errors while the worker runs."""
+        delay = 0.1
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable() or (self._stop.is_set() and what == "init_transactions"):
+                    raise
+                log.warning("%s: %s, retrying", what, err.name())
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(1.0):
+            since = self._call_since
+            if since is not None and time.monotonic() - since > TXN_WATCHDOG_S:
+                log.critical(
+                    "a transactional call blocked for over %.0f s; exiting so that a restart "
+                    "aborts the open transaction",
+                    TXN_WATCHDOG_S,
+                )
+                logging.shutdown()
+                os._exit(70)
+
+    def run(self) -> None:
+        """The thread body: until :meth:`stop`, then commit what is done and leave the group."""
+        if self.eos:
+            threading.Thread(
+                target=self._watchdog, name="streamproc-txn-watchdog", daemon=True
+            ).start()
+        self.producer = self._new_producer()
+        self.consumer = self._new_consumer()
+        self.consumer.subscribe(
+            list(self.routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )  # fmt: skip
+        log.info(
+            "hot path running: group=%s guarantee=%s transactional_id=%s topics=%s",
+            self.spec.group,
+            self.spec.guarantee,
+            self.spec.transactional_id,
+            ",".join(self.routes),
+        )
+        try:
+            while not self._stop.is_set():
+                self._step()
+            self._drain_helpers()
+            self._commit()
+        finally:
+            try:
+                self.consumer.close()  # serves on_revoke / on_lost a last time
+                self.producer.flush(10)
+            except Exception as exc:  # keep the original failure the one that is reported
+                log.warning("closing the clients: %s", type(exc).__name__)
+            for route in self.routes.values():
+                for helper in route.helpers:
+                    helper.close()
+        log.info("hot path stopped: %d commits, %d aborts", self.commits, self.aborts)
+
+    def _step(self) -> None:
+        try:
+            msgs = self.consumer.consume(self.spec.batch, self.spec.poll_s)
+            if msgs:
+                self._handle(msgs)
+            else:
+                self._drain_helpers()
+            self.producer.poll(0)
+            if self._offsets and time.monotonic() - self._interval_start >= self._interval():
+                self._commit()
+            if len(self.producer) > self.spec.max_queued:
+                self._back_pressure()
+            if time.monotonic() - self._lag_at > 5.0:
+                self._report_lag()
+        except _Rewind:
+            self._abort_and_rewind()
+
+    def _interval(self) -> float:
+        return self.spec.commit_interval_s if self.eos else max(self.spec.commit_interval_s, 0.5)
+
+    # -- the data path (hot: keep per-record work to the loop bodies) ----------------------
+
+    def _handle(self, msgs: list[Message]) -> None:
+        by_topic: dict[str, list[Message]] = {}
+        for m in msgs:
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer: %s", m.error().name())
+                continue
+            topic = m.topic()
+            group = by_topic.get(topic)
+            if group is None:
+                group = by_topic[topic] = []
+            group.append(m)
+        for topic, batch in by_topic.items():
+            route = self.routes[topic]
+            items: list[Item] = [
+                (m.value(), m.key(), topic, m.partition(), m.offset(), _stamp(m)) for m in batch
+            ]
+            if not route.helpers:
+                process = route.flow.process
+                outcomes = [
+                    process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts)
+                    for v, k, t, p, o, ts in items
+                ]
+                self._emit(route, batch, items, outcomes)
+                continue
+            self._offload(route, batch, items)
+
+    def _offload(self, route: Route, batch: list[Message], items: list[Item]) -> None:
+        """Hand ``batch`` to the helpers, then emit the batch they just finished."""
+        k = len(route.helpers)
+        parts: list[tuple[list[Message], list[Item]]] = [([], []) for _ in range(k)]
+        for m, item in zip(batch, items, strict=True):
+            part = parts[item[3] % k]
+            part[0].append(m)
+            part[1].append(item)
+        prev = route.pending
+        done = []
+        for i, helper in enumerate(route.helpers):
+            if prev is not None and prev[i][1]:
+                done.append((prev[i], helper.collect(prev[i][1])))
+            if parts[i][1]:
+                helper.submit(parts[i][1])
+        route.pending = parts
+        for (msgs, its), outcomes in done:
+            self._emit(route, msgs, its, outcomes)
+        if len(items) < self.spec.batch // 4:
+            # A light load needs no overlap for throughput: emit now instead of after the
+            # next fetch (latency at 5k records/s).
+            self._drain_helpers()
+
+    def _drain_helpers(self) -> None:
+        for route in self.routes.values():
+            prev, route.pending = route.pending, None
+            if prev is None:
+                continue
+            for (msgs, its), helper in zip(prev, route.helpers, strict=True):
+                if its:
+                    self._emit(route, msgs, its, helper.collect(its))
+
+    def _drop_helpers(self) -> None:
+        """Discard the batches in the helpers (their offsets were never recorded)."""
+        for route in self.routes.values():
+            prev, route.pending = route.pending, None
+            if prev is None:
+                continue
+            for (_, its), helper in zip(prev, route.helpers, strict=True):
+                if its:
+                    helper.collect(its)
+
+    def _emit(
+        self, route: Route, batch: list[Message], items: list[Item], outcomes: list[Outcome]
+    ) -> None:
+        if not self._offsets:
+            self._interval_start = time.monotonic()
+        if self.eos and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+        produce = self.producer.produce
+        topo = route.flow.topology
+        sink, dlq = topo.sink.topic, topo.dead_letter
+        n_sink, n_dlq = route.sink_partitions, route.dlq_partitions
+        n_out = 0
+        stamps = []
+        for item, out in zip(items, outcomes, strict=True):
+            partition, ts = item[3], item[5]
+            if type(out) is Sanitized:
+                target, part = sink, partition % n_sink
+                n_out += 1
+            else:
+                target, part = dlq, partition % n_dlq
+                self._dead_letter(route, item, out.reason)  # type: ignore[union-attr]
+            try:
+                produce(target, out.value, out.key, part, headers=out.headers, timestamp=ts or 0)
+            except BufferError:
+                self._wait_for_queue()
+                produce(target, out.value, out.key, part, headers=out.headers, timestamp=ts or 0)
+            except KafkaException as exc:
+                # The transaction is in an error state (e.g. a send failed while the broker
+                # was away): the whole interval goes.
+                log.warning("produce refused (%s): aborting and rewinding", exc.args[0].name())
+                if exc.args[0].fatal():
+                    self._reset_producer()
+                raise _Rewind() from None
+            if ts:
+                stamps.append(ts)
+        last: dict[int, int] = {}
+        for m in batch:
+            last[m.partition()] = m.offset()
+        topic = topo.source.topic
+        for p, o in last.items():
+            self._offsets[(topic, p)] = o + 1
+        now_ms = time.time() * 1000
+        observe = route.m["latency"].observe
+        for ts in stamps:
+            observe(max(0.0, now_ms - ts) / 1000)
+        for _ in range(len(items) - len(stamps)):
+            observe(0.0)
+        route.m["in"].inc(len(items))
+        route.m["out"].inc(n_out)
+        for counter, n in route.m["transforms"].values():
+            counter.inc(n * n_out)
+
+    def _dead_letter(self, route: Route, item: Item, reason: str) -> None:
+        counter = route.m["dead"].get(reason)
+        if counter is None:
+            label = route.flow.topology.name
+            counter = route.m["dead"][reason] = self.metrics.dead_letters.labels(label, reason)
+        counter.inc()
+        _, _, topic, partition, offset, _ = item
+        # The reason and coordinates only; never the payload.
+        log.warning(
+            "dead letter: topology=%s reason=%s source=%s/%d/%d",
+            route.flow.topology.name,
+            reason,
+            topic,
+            partition,
+            offset,
+        )
+        self._dead.append(
+            {
+                "reason": reason,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "dlq_topic": route.flow.topology.dead_letter,
+                "worker": route.flow.topology.name,
+            }
+        )
+
+    def _wait_for_queue(self) -> None:
+        while len(self.producer) > self.spec.max_queued // 2:
+            self.producer.poll(0.05)
+
+    def _back_pressure(self) -> None:
+        """Pause fetching while the producer drains; keep polling for group membership."""
+        parts = self.consumer.assignment()
+        self.consumer.pause(parts)
+        try:
+            while len(self.producer) > self.spec.max_queued // 2 and not self._stop.is_set():
+                self.producer.poll(0.05)
+                msgs = self.consumer.consume(self.spec.batch, 0)
+                if msgs:  # fetched before the pause took effect
+                    self._handle(msgs)
+        finally:
+            self.consumer.resume(self.consumer.assignment())
+
+    # -- commits, aborts, rebalances -------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Make the interval's outputs and source offsets durable (one transaction)."""
+        if not self._offsets:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
+        if self.eos:
+            try:
+                meta = self.consumer.consumer_group_metadata()
+                self._call_since = time.monotonic()
+                try:
+                    self.producer.send_offsets_to_transaction(offsets, meta, TXN_CALL_S)
+                finally:
+                    self._call_since = None
+                self._end_txn(commit=True)
+            except KafkaException as exc:
+                # Whatever went wrong (the broker away, a stale generation, a timeout),
+                # nothing of the interval is visible: abort and do it again.
+                self._txn_failed(exc)
+                raise _Rewind() from None
+            self._in_txn = False
+        else:
+            if self.producer.flush(30) > 0 or self._delivery_failed:
+                self._delivery_failed = False
+                log.warning("not every record was delivered: rewinding to the committed offsets")
+                raise _Rewind()
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # Outputs are durable; the offsets are re-committed by the next owner's run
+                # (at-least-once: a rebalance re-delivers the tail).
+                log.warning("offset commit failed: %s", exc.args[0].name())
+        self.commits += 1
+        self._offsets.clear()
+        dead, self._dead = self._dead, []
+        if dead and self.on_dead_letter is not None:
+            self.on_dead_letter(dead)
+
+    def _end_txn(self, *, commit: bool) -> None:
+        """Commit or abort; a retriable error is retried twice (librdkafka allows it)."""
+        call = self.producer.commit_transaction if commit else self.producer.abort_transaction
+        for attempt in range(3):
+            self._call_since = time.monotonic()
+            try:
+                call(TXN_CALL_S)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable() or attempt == 2:
+                    raise
+                log.warning("%s: %s, retrying", call.__name__, err.name())
+            finally:
+                self._call_since = None
+
+    def _abort(self) -> None:
+        """Abort the open transaction; if even that fails, a new producer (its
+        ``init_transactions`` aborts the transaction broker-side)."""
+        try:
+            self._end_txn(commit=False)
+        except KafkaException as exc:
+            log.warning("abort failed (%s): new producer", exc.args[0].name())
+            self._reset_producer()
+        self._in_txn = False
+
+    def _txn_failed(self, exc: KafkaException) -> None:
+        err = exc.args[0]
+        log.warning(
+            "transaction failed (%s%s): aborting and rewinding",
+            err.name(),
+            ", fatal" if err.fatal() else "",
+        )
+        if err.fatal():
+            self._reset_producer()
+
+    def _reset_producer(self) -> None:
+        """A fatal producer error: a new producer under the same id (re-init fences the old
+        epoch and aborts its open transaction)."""
+        now = time.monotonic()
+        self._resets = [t for t in self._resets if now - t < 60] + [now]
+        if len(self._resets) > self.spec.max_producer_resets:
+            raise HotPathError(
+                f"transactional producer {self.spec.transactional_id} failed fatally "
+                f"{len(self._resets)} times in a minute (another worker with the same "
+                "--instance?)"
+            )
+        old = self.producer
+        # A fenced producer may refuse even these; it is dropped either way.
+        with contextlib.suppress(KafkaException):
+            old.purge()
+        with contextlib.suppress(KafkaException):
+            old.flush(0)
+        self._in_txn = False
+        self.producer = self._new_producer()
+
+    def _abort_and_rewind(self) -> None:
+        """Abort the open transaction and go back to the committed offsets."""
+        self.aborts += 1
+        self._drop_helpers()
+        if self.eos and self._in_txn:
+            self._abort()
+        self._offsets.clear()
+        self._dead.clear()
+        self._rewind(self.consumer.assignment())
+
+    def _rewind(self, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
+        committed = self._retry(lambda: self.consumer.committed(partitions, 30), "committed")
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            for attempt in range(50):
+                try:
+                    self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+                    break
+                except KafkaException:
+                    # Not fetching yet (just assigned): let the consumer settle.
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        log.info("rewound %d partitions to their committed offsets", len(committed))
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("assigned: %s", _fmt(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Finish and commit while the partitions are still ours (same group generation)."""
+        log.info("revoked: %s", _fmt(partitions))
+        try:
+            self._drain_helpers()
+            self._commit()
+        except _Rewind:
+            self._abandon()
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """The group moved on without us: nothing of the interval may commit."""
+        log.warning("partitions lost: %s", _fmt(partitions))
+        self._drop_helpers()
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if self.eos and self._in_txn:
+            self._abort()
+            self.aborts += 1
+        self._offsets.clear()
+        self._dead.clear()
+
+    def _report_lag(self) -> None:
+        self._lag_at = time.monotonic()
+        parts = self.consumer.assignment()
+        if not parts:
+            return
+        gauge = self.metrics.consumer_lag
+        for tp in self.consumer.position(parts):
+            route = self.routes.get(tp.topic)
+            if route is None or tp.offset < 0:
+                continue
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                continue
+            gauge.labels(route.flow.topology.name, str(tp.partition)).set(max(0, high - tp.offset))
+
+
+class _Rewind(Exception):
+    """The interval failed: abort and rewind."""
+
+
+def _stamp(m: Message) -> int | None:
+    ts = m.timestamp()[1]
+    return ts if ts > 0 else None
+
+
+def _fmt(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}" for tp in partitions) or "-"
+
+
+def run_in_thread(hot: HotPath) -> threading.Thread:
+    """Start the hot path's thread; if it fails, end the worker before anything commits.
+
+    The same rule as the Faust agents (:func:`streamproc.agents.batching.stop_on_failure`):
+    the uncommitted records are delivered again after the restart, never skipped.
+    """
+
+    def body() -> None:
+        try:
+            hot.run()
+        except BaseException as exc:
+            log.critical("hot path failed (%s: %s); exiting", type(exc).__name__, exc)
+            logging.shutdown()
+            os._exit(70)
+
+    t = threading.Thread(target=body, name="streamproc-hotpath", daemon=True)
+    t.start()
+    return t

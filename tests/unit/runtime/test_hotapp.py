@@ -1,0 +1,59 @@
+"""The hot path's wiring rules: the default consumer group, the one guarantee per worker."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from streamproc.agents.hotapp import default_app_id, default_instance, guarantee_of
+from streamproc.agents.hotpath import HotPathSpec
+from streamproc.errors import ConfigError
+from streamproc.topology import Topology, load_topology
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def shipped(name: str) -> Topology:
+    return load_topology(ROOT / "topologies" / f"{name}.yaml")
+
+
+def test_default_app_id_is_stable_readable_and_order_free() -> None:
+    claims, customers = shipped("claims"), shipped("customers")
+    a = default_app_id([claims, customers])
+    assert a == default_app_id([customers, claims])
+    assert a.startswith("streamproc-claims.customers-") and len(a.rsplit("-", 1)[1]) == 8
+    # Only characters that are legal in topic names (Faust prefixes changelogs with it).
+    assert all(c.isalnum() or c in "._-" for c in a)
+
+
+def test_default_app_id_tells_deployments_apart() -> None:
+    customers = shipped("customers")
+    other_source = replace(customers, source=replace(customers.source, topic="staging.raw"))
+    assert default_app_id([customers]) != default_app_id([other_source])
+    assert default_app_id([customers]) != default_app_id([customers, shipped("claims")])
+
+
+def test_a_worker_runs_one_guarantee() -> None:
+    customers = shipped("customers")
+    eos = replace(customers, processing_guarantee="exactly_once")
+    assert guarantee_of([eos, replace(shipped("claims"), processing_guarantee="exactly_once")]) == (
+        "exactly_once"
+    )
+    assert guarantee_of([customers]) == "at_least_once"
+    with pytest.raises(ConfigError, match="share processing_guarantee") as err:
+        guarantee_of([customers, replace(shipped("claims"), processing_guarantee="exactly_once")])
+    assert "claims.yaml" in str(err.value)
+
+
+def test_exactly_once_needs_a_transactional_id() -> None:
+    with pytest.raises(ValueError, match="transactional id"):
+        HotPathSpec(group="g", guarantee="exactly_once")
+    spec = HotPathSpec(group="g", guarantee="exactly_once", transactional_id="g-a")
+    assert spec.transactional_id == "g-a"
+
+
+def test_default_instance_is_a_legal_id_part() -> None:
+    inst = default_instance()
+    assert inst and all(c.isalnum() or c in "._-" for c in inst)
