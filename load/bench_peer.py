@@ -43,8 +43,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
-from streamproc.samples.claims import claim_record
-from streamproc.samples.customers import customer_records, single_object
+from streamproc.testing.claims import claim_record
+from streamproc.testing.customers import customer_records, single_object
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")

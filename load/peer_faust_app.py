@@ -12,11 +12,11 @@ from typing import Any
 
 import faust
 
-from streamproc.agents.wiring import build_flow
 from streamproc.config import load_settings
-from streamproc.flow import Sanitized
+from streamproc.config.topology import load_topology
 from streamproc.keys import Keyring
-from streamproc.topology import load_topology
+from streamproc.pipeline import Sanitized
+from streamproc.runtime.wiring import build_flow
 
 
 def main() -> int:

@@ -208,14 +208,13 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec(
         "DP budget",
         "DP budget spent",
-        "Epsilon spent per field, summed over subjects in the budget window.",
+        "Epsilon granted so far, summed over the flow's subjects and budgeted fields.",
         "short",
         (
             q(
-                f"sum by (topology, field) (streamproc_dp_budget_spent{{{T}}})",
-                "{{topology}} {{field}}",
+                f"sum by (topology) (streamproc_dp_budget_spent{{{T}}})",
+                "{{topology}}",
                 "topology",
-                "field",
                 pending=RISK,
             ),
         ),
@@ -227,10 +226,9 @@ PANELS: tuple[PanelSpec, ...] = (
         "short",
         (
             q(
-                f"sum by (topology, field) (streamproc_dp_budget_exhausted_subjects{{{T}}})",
-                "{{topology}} {{field}}",
+                f"sum by (topology) (streamproc_dp_budget_exhausted_subjects{{{T}}})",
+                "{{topology}}",
                 "topology",
-                "field",
                 pending=RISK,
             ),
         ),

@@ -217,9 +217,19 @@ class KafkaSink:
         self.flush()
 
 
+METADATA_WAIT_S = 10.0
+
+
 def _check_single_partition(client_config: dict[str, Any], topic: str) -> None:
-    md = AdminClient(client_config).list_topics(topic, timeout=30)
-    t = md.topics.get(topic)
+    admin = AdminClient(client_config)
+    # A topic created a moment ago may not have a leader in the metadata yet: ask again for
+    # a few seconds before calling it missing.
+    deadline = time.monotonic() + METADATA_WAIT_S
+    while True:
+        t = admin.list_topics(topic, timeout=30).topics.get(topic)
+        if (t is not None and t.error is None) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if t is None or t.error is not None:
         raise AuditError(f"audit topic {topic} does not exist; create it with one partition")
     if len(t.partitions) != 1:

@@ -6,6 +6,9 @@ and containment actions: never a value from a record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from streamproc.metrics.health import AuditHealth, PrivacyHealth
@@ -87,8 +90,34 @@ class WorkerMetrics:
             registry=r,
         )
 
+        # Per-subject DP budgets of the worker's flows (streamproc.budget).
+        self.dp_budget_spent = Gauge(
+            "streamproc_dp_budget_spent",
+            "epsilon granted so far, summed over the flow's subjects and budgeted fields",
+            ["topology"],
+            registry=r,
+        )
+        self.dp_budget_exhausted = Gauge(
+            "streamproc_dp_budget_exhausted_subjects",
+            "subjects whose DP budget ran out at least once (later values repeated or nulled)",
+            ["topology"],
+            registry=r,
+        )
         # Data age, key age, compliance (streamproc.metrics.health).
         self.health = PrivacyHealth(r, self.consumer_lag)
+
+    def flow_state(self, topology: str, state: Mapping[str, Any]) -> None:
+        """Export a flow's combined state (``SanitizeFlow.combined_state``): exposure of its
+        output and its DP budgets. Names and numbers only."""
+        exposure = state.get("exposure")
+        if exposure is not None and exposure["k_min"] is not None:
+            self.output_k_min.labels(topology).set(exposure["k_min"])
+            self.output_unique_share.labels(topology).set(exposure["unique_share"])
+            self.output_below_k_share.labels(topology).set(exposure["below_k_share"])
+        budget = state.get("budget")
+        if budget is not None:
+            self.dp_budget_spent.labels(topology).set(budget["epsilon_spent"])
+            self.dp_budget_exhausted.labels(topology).set(budget["exhausted_subjects"])
 
     def watch_audit(self, audit: object, worker: str) -> None:
         """Export the worker's audit trail (entries, checkpoints, checkpoint age)."""

@@ -32,11 +32,14 @@ from streamproc.pipeline.outcome import (
     Outcome,
     Sanitized,
 )
+from streamproc.risk import RollingRisk, quasi_fields
 from streamproc.transforms.codec import b64url
 
 log = logging.getLogger("streamproc.pipeline")
 
 # The keyring key that pseudonymizes Kafka record keys.
+# Records of a flow's own output the exposure gauges are computed over.
+EXPOSURE_WINDOW = 10_000
 KEY_PSEUDONYM_KEY = "default"
 
 
@@ -110,6 +113,57 @@ class SanitizeFlow:
         self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
         # A budgeted plan's ledger charges each release at the record's event time.
         self.budget = getattr(plan, "budget", None)
+        # Exposure: the k-anonymity of this flow's own output over its last records.
+        quasi = quasi_fields(plan.derived_schema_json)
+        k = plan.anonymity.k if getattr(plan, "anonymity", None) is not None else 5
+        self.exposure = RollingRisk(EXPOSURE_WINDOW, quasi, k) if quasi else None
+        self._remote: dict[int, dict[str, Any]] = {}
+
+    def state(self) -> dict[str, Any]:
+        """What this process's flow knows that metrics export: exposure and DP budget
+        figures (counts and shares only, never a value or a subject)."""
+        out: dict[str, Any] = {}
+        if self.exposure is not None:
+            e = self.exposure
+            out["exposure"] = {
+                "records": e.records,
+                "k_min": e.k_min,
+                "unique_share": e.unique_share,
+                "below_k_share": e.below_k_share,
+            }
+        if self.budget is not None:
+            st = self.budget.stats()
+            out["budget"] = {
+                "exhausted_subjects": st.exhausted_subjects,
+                "epsilon_spent": st.epsilon_spent,
+            }
+        return out
+
+    def absorb(self, source: int, state: dict[str, Any]) -> None:
+        """Remember the state a helper process reported (``source``: its pid)."""
+        self._remote[source] = state
+
+    def combined_state(self) -> dict[str, Any]:
+        """This process's state, or the helpers' combined: k_min the smallest and shares the
+        largest (conservative: each helper sees its own partitions), budgets summed."""
+        states = list(self._remote.values()) or [self.state()]
+        out: dict[str, Any] = {}
+        exposures = [s["exposure"] for s in states if "exposure" in s]
+        if exposures:
+            ks = [e["k_min"] for e in exposures if e["k_min"] is not None]
+            out["exposure"] = {
+                "records": sum(e["records"] for e in exposures),
+                "k_min": min(ks) if ks else None,
+                "unique_share": max(e["unique_share"] for e in exposures),
+                "below_k_share": max(e["below_k_share"] for e in exposures),
+            }
+        budgets = [s["budget"] for s in states if "budget" in s]
+        if budgets:
+            out["budget"] = {
+                "exhausted_subjects": sum(b["exhausted_subjects"] for b in budgets),
+                "epsilon_spent": sum(b["epsilon_spent"] for b in budgets),
+            }
+        return out
 
     def key_pseudonym(self, key: bytes | None) -> bytes | None:
         if key is None:
@@ -137,6 +191,8 @@ class SanitizeFlow:
                 self.budget.at(timestamp_ms)
             clean = self._sanitize(record)
             out = self.encoder.encode(clean)
+            if self.exposure is not None:
+                self.exposure.add(clean)
         except RecordError as exc:
             return self._dead_letter(
                 key, value, exc.reason, str(exc), coords, topic, partition, offset

@@ -9,7 +9,6 @@ so the audit log is written from one thread only and never records an aborted ou
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import socket
@@ -18,7 +17,12 @@ from typing import Any
 
 import faust
 
-from streamproc.agents.hotpath import (
+from streamproc.audit import AuditKind
+from streamproc.config.topology import Topology
+from streamproc.errors import ConfigError
+from streamproc.metrics import WorkerMetrics
+from streamproc.pipeline import SanitizeFlow
+from streamproc.runtime.hotpath import (
     BlockingFlowProcess,
     HotPath,
     HotPathSpec,
@@ -26,29 +30,10 @@ from streamproc.agents.hotpath import (
     ensure_outputs,
     run_in_thread,
 )
-from streamproc.audit import AuditKind
-from streamproc.errors import ConfigError
-from streamproc.flow import SanitizeFlow
-from streamproc.metrics import WorkerMetrics
-from streamproc.topology import Topology
 
-log = logging.getLogger("streamproc.agents.hotapp")
+log = logging.getLogger("streamproc.runtime.hotapp")
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def default_app_id(topologies: Sequence[Topology]) -> str:
-    """The consumer group a worker joins unless ``--app-id`` is given.
-
-    ``streamproc-<names>-<hash>``: the sorted topology names joined by dots (readable in
-    group listings) and 8 hex digits of SHA-256 over the sorted ``name=source topic`` pairs,
-    so the same set of topologies always lands in the same group, and two deployments that
-    reuse a name on other topics do not. Example: ``streamproc-claims.customers-1f0c9a2e``.
-    """
-    pairs = sorted(f"{t.name}={t.source.topic}" for t in topologies)
-    digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:8]
-    names = ".".join(_SAFE.sub("_", t.name) for t in sorted(topologies, key=lambda t: t.name))[:80]
-    return f"streamproc-{names}-{digest}"
 
 
 def default_instance() -> str:

@@ -50,13 +50,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamproc.agents.offload import FlowProcess, Item, _recv_exactly, decode_reply
-from streamproc.agents.offload import encode_request as _encode
 from streamproc.errors import OffloadError, StreamprocError
-from streamproc.flow import Outcome, Sanitized, SanitizeFlow
-from streamproc.metrics import WorkerMetrics
+from streamproc.metrics import WorkerMetrics, compliance_inputs
+from streamproc.pipeline import Outcome, Sanitized, SanitizeFlow
+from streamproc.runtime.offload import FlowProcess, Item, _recv_exactly, decode_reply
+from streamproc.runtime.offload import encode_request as _encode
 
-log = logging.getLogger("streamproc.agents.hotpath")
+log = logging.getLogger("streamproc.runtime.hotpath")
 
 # Timeout of one transactional call: short enough that a worker whose broker went away
 # cycles through abort -> new producer -> wait instead of hanging in one call.
@@ -213,6 +213,7 @@ class HotPath:
             }
             for key, version in route.flow.plan.key_versions.items():
                 metrics.key_version.labels(label, key).set(version)
+            metrics.health.watch(label, compliance_inputs(route.flow))
             del name
 
     # -- clients ---------------------------------------------------------------------------
@@ -468,6 +469,9 @@ class HotPath:
         route.m["out"].inc(n_out)
         for counter, n in route.m["transforms"].values():
             counter.inc(n * n_out)
+        newest = max(stamps) / 1000 if stamps else None
+        self.metrics.health.sanitized(topo.name, len(items), len(items) - n_out, newest)
+        self.metrics.flow_state(topo.name, route.flow.combined_state())
 
     def _dead_letter(self, route: Route, item: Item, reason: str) -> None:
         counter = route.m["dead"].get(reason)
@@ -692,7 +696,7 @@ def _fmt(partitions: list[TopicPartition]) -> str:
 def run_in_thread(hot: HotPath) -> threading.Thread:
     """Start the hot path's thread; if it fails, end the worker before anything commits.
 
-    The same rule as the Faust agents (:func:`streamproc.agents.batching.stop_on_failure`):
+    The same rule as the Faust agents (:func:`streamproc.runtime.batching.stop_on_failure`):
     the uncommitted records are delivered again after the restart, never skipped.
     """
 

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import json
 import multiprocessing
+import os
 import socket
 import struct
 from array import array
@@ -122,7 +123,8 @@ def process_request(flow: SanitizeFlow, body: bytes) -> bytes:
                 }
             )
         values.append(out.value)
-    tail = json.dumps(dead).encode()
+    # Dead letters, and the flow's state for metrics (this helper's exposure and budget).
+    tail = json.dumps({"dead": dead, "pid": os.getpid(), "state": flow.state()}).encode()
     return b"".join(
         [
             struct.pack("<I", n),
@@ -157,7 +159,9 @@ def decode_reply(flow: SanitizeFlow, items: Sequence[Item], body: bytes) -> list
     vtotal = sum(v for v in vlens if v > 0)
     keys = _split(body[pos : pos + ktotal], klens)
     values = _split(body[pos + ktotal : pos + ktotal + vtotal], vlens)
-    dead = {d["i"]: d for d in json.loads(body[pos + ktotal + vtotal :])}
+    doc = json.loads(body[pos + ktotal + vtotal :])
+    dead = {d["i"]: d for d in doc["dead"]}
+    flow.absorb(int(doc["pid"]), doc["state"])
     headers_for = flow.sanitized_headers
     out: list[Outcome] = []
     for i, (_, _, topic, partition, offset, ts) in enumerate(items):

@@ -42,6 +42,7 @@ class _Counters:
         for key, version in flow.plan.key_versions.items():
             metrics.key_version.labels(name, key).set(version)
         self.health = metrics.health
+        self.metrics, self.flow = metrics, flow
         self.name = name
         self.health.watch(name, compliance_inputs(flow))
 
@@ -52,6 +53,7 @@ class _Counters:
         self.records_in.inc(n_in)
         self.records_out.inc(n_out)
         self.health.sanitized(self.name, n_in, n_in - n_out, max(timestamps, default=None))
+        self.metrics.flow_state(self.name, self.flow.combined_state())
         for action, n in self.per_record.items():
             self.transforms[action].inc(n * n_out)
 

@@ -26,11 +26,11 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamproc.flow import H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.keys import Keyring
 from streamproc.localkafka import BrokerSpec, LocalKafka
+from streamproc.pipeline import H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import compile_plan
-from streamproc.samples.customers import customer_records, single_object
+from streamproc.testing.customers import customer_records, single_object
 from tests.integration.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]

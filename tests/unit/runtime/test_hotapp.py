@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.agents.hotapp import default_app_id, default_instance, guarantee_of
-from streamproc.agents.hotpath import HotPathSpec
+from streamproc.config.topology import Topology, default_app_id, load_topology
 from streamproc.errors import ConfigError
-from streamproc.topology import Topology, load_topology
+from streamproc.runtime.hotapp import default_instance, guarantee_of
+from streamproc.runtime.hotpath import HotPathSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 
