@@ -33,11 +33,14 @@ from streamproc.pipeline import (
     open_envelope,
 )
 from streamproc.policy import compile_plan
+from streamproc.risk import measure, quasi_fields
 from streamproc.testing.customers import (
     SENSITIVE_STRING_FIELDS,
     bad_payloads,
     customer_record,
+    customer_records,
     encode,
+    policy_without_k,
     single_object,
 )
 
@@ -259,3 +262,34 @@ def test_confluent_framing_through_a_schema_registry_client(
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match=r"confluent\.yaml.*registry"):
         build_flow(load_topology(path), Settings(), keyring)
+
+
+def test_exposure_tracks_the_k_anonymity_of_the_flows_own_output(keyring: Keyring) -> None:
+    """The gauge's source: a policy without k lets unique combinations out, and the flow's
+    own RollingRisk sees it (the figure equals streamproc.risk.measure on the same output)."""
+    topo = load_topology(TOPOLOGY)
+    plan = compile_plan(policy_without_k(read_schema_json(topo.source.schema)[0]), keyring)
+    flow = SanitizeFlow(topo, plan, keyring)
+    assert flow.exposure is not None
+    outs = []
+    for i, (rec, _) in enumerate(customer_records(300, seed=5)):
+        out = flow.process(single_object(plan.source_schema, rec), topic="t", partition=0, offset=i)
+        assert isinstance(out, Sanitized)
+        outs.append(decode_out(flow, out))
+    state = flow.combined_state()["exposure"]
+    expected = measure(outs, quasi_fields(plan.derived_schema_json), k=5)
+    assert state["records"] == 300
+    assert (state["k_min"], state["unique_share"]) == (expected.k_min, expected.unique_share)
+    assert state["unique_share"] > 0  # the risky policy is seen as risky
+
+
+def test_helper_states_combine_conservatively(flow: SanitizeFlow) -> None:
+    flow.absorb(
+        1, {"exposure": {"records": 10, "k_min": 7, "unique_share": 0.0, "below_k_share": 0.1}}
+    )
+    flow.absorb(
+        2, {"exposure": {"records": 5, "k_min": 2, "unique_share": 0.2, "below_k_share": 0.4}}
+    )
+    got = flow.combined_state()["exposure"]
+    assert got == {"records": 15, "k_min": 2, "unique_share": 0.2, "below_k_share": 0.4}
+    flow._remote.clear()

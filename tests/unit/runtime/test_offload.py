@@ -132,3 +132,14 @@ def test_a_bad_topology_fails_at_start(setup: tuple, tmp_path: Path) -> None:
     bad.write_text("name: x\n")
     with pytest.raises(ConfigError, match="offload helper"):
         FlowProcess(bad, settings, flow)
+
+
+def test_reply_carries_the_helpers_flow_state(setup: tuple) -> None:
+    """Exposure and budget figures of the helper's flow reach the worker's flow (metrics)."""
+    _, flow, _ = setup
+    items = items_for(flow)
+    flow._remote.clear()
+    decode_reply(flow, items, process_request(flow, encode_request(items)))
+    (state,) = flow._remote.values()
+    assert state == flow.state()
+    flow._remote.clear()
