@@ -24,6 +24,7 @@ from typing import Any
 import fastavro
 
 from streamproc.avro.codec import Decoder, WriterSchemas
+from streamproc.avro.container import container_records
 from streamproc.avro.schema import parse, read_schema_json
 from streamproc.cli._topics import read_topic
 from streamproc.config import load_settings
@@ -148,17 +149,7 @@ def _file_source(path: Path, fin: Any) -> Source:
 
 
 def _file_records(reader: Any, path: Path) -> Iterator[dict[str, Any]]:
-    it = iter(reader)
-    n = 0
-    while True:
-        try:
-            record = next(it)
-        except StopIteration:
-            return
-        except (ValueError, EOFError, TypeError, IndexError):
-            raise DecodeError(f"input {path}: record {n} does not decode") from None
-        n += 1
-        yield record
+    return container_records(reader, path)
 
 
 def _topic_source(args: argparse.Namespace, schema_json: Any, label: str) -> Source:

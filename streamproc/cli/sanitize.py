@@ -23,9 +23,8 @@ from typing import IO, Any
 
 import fastavro
 import fastavro.write
-from fastavro.read import SchemaResolutionError
 
-from streamproc.avro.schema import same_decoding
+from streamproc.avro.container import open_container
 from streamproc.cli._policy_args import add_policy_args, load_tag_actions
 from streamproc.config import load_keyring
 from streamproc.errors import ConfigError, DecodeError, SchemaError, TransformError
@@ -208,19 +207,7 @@ def sanitize_file(
     counter = [0]
     try:
         with fin:
-            try:
-                reader = fastavro.reader(fin)
-                if not same_decoding(reader.writer_schema, plan.source_schema):
-                    # An older (or otherwise different) writer schema: resolve it. When the
-                    # schemas decode alike, fastavro's resolution path is skipped (2x faster).
-                    fin.seek(0)
-                    reader = fastavro.reader(fin, reader_schema=plan.source_schema)
-            except SchemaResolutionError as exc:
-                raise SchemaError(
-                    f"input {src}: its writer schema does not resolve to {plan.schema_file}: {exc}"
-                ) from None
-            except (ValueError, EOFError, TypeError):
-                raise DecodeError(f"input {src}: not an Avro object container file") from None
+            reader = open_container(fin, plan.source_schema, plan.schema_file, src)
             size = os.fstat(fin.fileno()).st_size
             records = _records(reader, plan, src, counter, fin if progress else None, size)
             with tmp.open("wb") as fout:

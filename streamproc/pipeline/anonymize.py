@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import fastavro
-from fastavro.read import SchemaResolutionError
 
-from streamproc.avro.schema import same_decoding
-from streamproc.errors import DecodeError, SchemaError, TransformError
+from streamproc.avro.container import container_records, open_container
+from streamproc.errors import SchemaError, TransformError
 from streamproc.policy import Plan
 from streamproc.risk import measure, quasi_fields
 
@@ -69,32 +68,11 @@ class AnonymizedFile:
 
 def open_reader(fin: IO[bytes], plan: Plan, src: Path) -> Any:
     """A fastavro reader of ``fin`` resolving its writer schema to the plan's source schema."""
-    try:
-        reader = fastavro.reader(fin)
-        if not same_decoding(reader.writer_schema, plan.source_schema):
-            fin.seek(0)
-            reader = fastavro.reader(fin, reader_schema=plan.source_schema)
-    except SchemaResolutionError as exc:
-        raise SchemaError(
-            f"input {src}: its writer schema does not resolve to {plan.schema_file}: {exc}"
-        ) from None
-    except (ValueError, EOFError, TypeError):
-        raise DecodeError(f"input {src}: not an Avro object container file") from None
-    return reader
+    return open_container(fin, plan.source_schema, plan.schema_file, src)
 
 
 def _decoded(reader: Any, src: Path) -> Iterator[dict[str, Any]]:
-    n = 0
-    it = iter(reader)
-    while True:
-        try:
-            record = next(it)
-        except StopIteration:
-            return
-        except (ValueError, EOFError, TypeError, IndexError):
-            raise DecodeError(f"input {src}: record {n} does not decode") from None
-        yield record
-        n += 1
+    return container_records(reader, src)
 
 
 def _staged_records(fin: IO[bytes]) -> Iterator[dict[str, Any]]:
