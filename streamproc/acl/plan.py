@@ -91,6 +91,8 @@ def plan_acls(topologies: Sequence[Topology], principals: Principals) -> AclPlan
         out += _allow(w, "TOPIC", t, ["WRITE"])
     for app_id in principals.worker.app_ids:
         out += _allow(w, "GROUP", app_id, ["READ"])
+        # The sanitize hot path's own group (streamproc.runtime.hotapp.hot_path_group).
+        out += _allow(w, "GROUP", f"{app_id}-sanitize", ["READ"])
         out += _allow(w, "TOPIC", f"{app_id}-", ["CREATE", "READ", "WRITE"], "PREFIXED")
         if roles.exactly_once:
             # The hot path's transactional id is "<app_id>-<instance>" (WRITE implies DESCRIBE).

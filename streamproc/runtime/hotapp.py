@@ -36,6 +36,11 @@ log = logging.getLogger("streamproc.runtime.hotapp")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def hot_path_group(app_id: str) -> str:
+    """The consumer group of a worker's sanitize hot path: ``<app id>-sanitize``."""
+    return f"{app_id}-sanitize"
+
+
 def default_instance() -> str:
     """This worker's instance name in its transactional id: the short host name.
 
@@ -75,7 +80,9 @@ def add_hot_path(
     guarantee = guarantee_of(topos)
     app_id = str(app.conf.id)
     spec = HotPathSpec(
-        group=app_id,
+        # Its own group: Faust's members (the detect agents, tables) speak another assignment
+        # protocol, and one group cannot mix the two (INCONSISTENT_GROUP_PROTOCOL).
+        group=hot_path_group(app_id),
         guarantee=guarantee,  # type: ignore[arg-type]
         transactional_id=f"{app_id}-{instance or default_instance()}"
         if guarantee == "exactly_once"
