@@ -7,6 +7,10 @@ import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamproc.acl import admin_client, load_principals
+from streamproc.audit import AuditLog, CheckpointSigner, FileSink
+from streamproc.config import load_settings
+from streamproc.config.topology import load_topology
 from streamproc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,21 +55,14 @@ def topology_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def load_topologies(args: argparse.Namespace) -> list[Topology]:
-    from streamproc.config.topology import load_topology
-
     return [load_topology(p) for p in topology_paths(args)]
 
 
 def load_principals_arg(args: argparse.Namespace) -> Principals:
-    from streamproc.acl import load_principals
-
     return load_principals(args.principals)
 
 
 def admin_from_args(args: argparse.Namespace) -> Any:
-    from streamproc.acl import admin_client
-    from streamproc.config import load_settings
-
     settings = load_settings(broker=args.broker)
     return admin_client(settings.kafka_config())
 
@@ -75,7 +72,6 @@ def audit_from_args(args: argparse.Namespace) -> AuditLog | None:
         if args.audit_key is not None:
             raise ConfigError("--audit-key needs --audit-file")
         return None
-    from streamproc.audit import AuditLog, CheckpointSigner, FileSink
 
     signer = CheckpointSigner.from_file(args.audit_key) if args.audit_key else None
     return AuditLog(FileSink(args.audit_file), signer)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from streamproc.acl import apply_plan, plan_acls
 from streamproc.cli._acl_args import (
     add_admin_args,
     add_source_args,
@@ -39,8 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _make_plan(args: argparse.Namespace) -> AclPlan:
-    from streamproc.acl import plan_acls
-
     return plan_acls(load_topologies(args), load_principals_arg(args))
 
 
@@ -54,8 +53,6 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from streamproc.acl import apply_plan
-
     plan = _make_plan(args)
     admin = admin_from_args(args)
     audit = None if args.dry_run else audit_from_args(args)

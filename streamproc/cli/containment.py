@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamproc.acl import contained, data_topics, enforce, release
 from streamproc.cli._acl_args import (
     DEFAULT_PRINCIPALS,
     add_admin_args,
@@ -60,8 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _enforce(args: argparse.Namespace) -> int:
-    from streamproc.acl import data_topics, enforce
-
     topics = data_topics(load_topologies(args))
     admin = admin_from_args(args)
     audit = audit_from_args(args)
@@ -87,8 +86,6 @@ def _enforce(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from streamproc.acl import data_topics, release
-
     topics = data_topics(load_topologies(args)) if args.topology else None
     admin = admin_from_args(args)
     audit = audit_from_args(args)
@@ -114,8 +111,6 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from streamproc.acl import contained
-
     found = contained(admin_from_args(args), args.principal, timeout=args.timeout)
     for principal, topics in found.items():
         print(f"{principal}: {', '.join(topics)}")

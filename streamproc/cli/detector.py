@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamproc.detector.baselines import read_groups
+from streamproc.detector.decide import Decider
+from streamproc.detector.evaluate import PLOT_HINT, evaluate_rows, plot_available, plot_roc_pr
+from streamproc.detector.events import DAY_MS, iter_jsonl, read_events
+from streamproc.detector.features import featurize
+from streamproc.detector.model import Detector, ForestParams
+from streamproc.detector.pipeline import Scorer
 from streamproc.errors import DetectorError
 
 if TYPE_CHECKING:
@@ -145,9 +152,6 @@ def _register_evaluate(ds: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from streamproc.detector.events import DAY_MS, read_events
-    from streamproc.detector.model import Detector, ForestParams
-
     events = read_events(args.events)
     previous = Detector.load(args.previous).states if args.previous is not None else None
     det = Detector.train(
@@ -181,8 +185,6 @@ def _read_groups(path: Path) -> dict[str, str]:
     """principal -> group from a JSON or YAML mapping; errors name the file, not values."""
     import yaml  # only when --groups is given
 
-    from streamproc.detector.baselines import read_groups
-
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -197,10 +199,6 @@ def _read_groups(path: Path) -> dict[str, str]:
 
 
 def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
-    from streamproc.detector.decide import Decider
-    from streamproc.detector.model import Detector
-    from streamproc.detector.pipeline import Scorer
-
     det = Detector.load(args.model)
     kw: dict[str, Any] = {"cooldown_ms": int(cooldown_min * 60_000)}
     if args.threshold is not None:
@@ -209,9 +207,6 @@ def _scorer(args: argparse.Namespace, cooldown_min: float = 30.0) -> Scorer:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from streamproc.detector.events import read_events
-    from streamproc.detector.features import featurize
-
     scorer = _scorer(args, args.cooldown_min)
     states = scorer.detector.initial_states()
     if args.history is not None:
@@ -243,9 +238,6 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streamproc.detector.evaluate import PLOT_HINT, evaluate_rows, plot_available, plot_roc_pr
-    from streamproc.detector.events import iter_jsonl
-
     scorer = _scorer(args)
     rows = list(iter_jsonl(args.events))
     ev = evaluate_rows(scorer, rows)

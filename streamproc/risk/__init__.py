@@ -8,7 +8,6 @@ same statistics incrementally over the last N records of a worker's output, and
 from __future__ import annotations
 
 from streamproc.risk.exceptions import RiskError
-from streamproc.risk.gauge import observer
 from streamproc.risk.measure import SIZE_BUCKETS, Contribution, RiskReport, SizeBucket, measure
 from streamproc.risk.paths import normalise
 from streamproc.risk.rolling import RollingRisk
@@ -25,7 +24,6 @@ __all__ = [
     "field_paths",
     "measure",
     "normalise",
-    "observer",
     "quasi_fields",
     "sensitive_fields",
 ]

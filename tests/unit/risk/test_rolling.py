@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streamproc.metrics import WorkerMetrics
-from streamproc.risk import RiskError, RollingRisk, measure, observer
+from streamproc.risk import RiskError, RollingRisk, measure
 
 ROW = st.fixed_dictionaries(
     {
@@ -52,11 +52,21 @@ def test_bad_parameters(window: int, quasi: list[str], k: int, message: str) -> 
         RollingRisk(window, quasi, k)
 
 
-def test_observer_sets_the_topology_gauges() -> None:
+def test_worker_metrics_export_a_flows_exposure() -> None:
+    """What the worker does with a flow's RollingRisk (SanitizeFlow.combined_state)."""
     metrics = WorkerMetrics(CollectorRegistry())
-    observe = observer(metrics, "customers", RollingRisk(10, ["a"], k=3), every=5)
+    rolling = RollingRisk(10, ["a"], k=3)
     for a in (1, 1, 1, 2, 2):
-        observe({"a": a, "secret": "CANARY"})
+        rolling.add({"a": a, "secret": "CANARY"})
+    state = {
+        "exposure": {
+            "records": rolling.records,
+            "k_min": rolling.k_min,
+            "unique_share": rolling.unique_share,
+            "below_k_share": rolling.below_k_share,
+        }
+    }
+    metrics.flow_state("customers", state)
     get = metrics.registry.get_sample_value
     assert get("streamproc_output_k_min", {"topology": "customers"}) == 2
     assert get("streamproc_output_unique_share", {"topology": "customers"}) == 0.0
