@@ -69,6 +69,12 @@ class WorkerMetrics:
             registry=r,
         )
 
+        self._add_privacy_gauges(r)
+        # Data age, key age, compliance (streamproc.metrics.health).
+        self.health = PrivacyHealth(r, self.consumer_lag)
+
+    def _add_privacy_gauges(self, r: CollectorRegistry) -> None:
+        """Exposure of the output (k-anonymity) and per-subject DP budgets, per topology."""
         # Re-identification risk of the worker's own output over a rolling window
         # (streamproc.risk.RollingRisk); labels hold the topology name only.
         self.output_k_min = Gauge(
@@ -103,8 +109,6 @@ class WorkerMetrics:
             ["topology"],
             registry=r,
         )
-        # Data age, key age, compliance (streamproc.metrics.health).
-        self.health = PrivacyHealth(r, self.consumer_lag)
 
     def flow_state(self, topology: str, state: Mapping[str, Any]) -> None:
         """Export a flow's combined state (``SanitizeFlow.combined_state``): exposure of its

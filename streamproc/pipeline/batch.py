@@ -190,6 +190,37 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _check_parallel(plan: Plan, workers: int) -> None:
+    """Refuse plans whose guarantee spans the whole file (they run in one process)."""
+    if plan.budget is not None and workers > 1:
+        # Each worker would hold its own ledger: a subject's budget would hold per chunk only.
+        raise ConfigError(
+            f"schema {plan.schema_file}: a per-subject noise budget needs one process"
+        )
+    if plan.anonymity is not None:
+        raise SchemaError(
+            f"schema {plan.schema_file}: record-level k-anonymity groups the whole file, so it "
+            "is sanitized in one process (streamproc.pipeline.anonymize)"
+        )
+
+
+def _plan_source(
+    plan: Plan,
+    start_method: str | None,
+    keyring: Path | None,
+    tag_actions: Mapping[str, Any] | None,
+) -> Plan | tuple[str, str | None, bool, Mapping[str, Any] | None]:
+    """What the workers rebuild the plan from: the plan itself when forked, else its inputs."""
+    if start_method == "fork":
+        return plan
+    return (
+        str(plan.schema_file),
+        str(keyring) if keyring else None,
+        plan.strict,
+        dict(tag_actions) if tag_actions else None,
+    )
+
+
 def sanitize_chunks(
     plan: Plan,
     src: Path,
@@ -207,16 +238,7 @@ def sanitize_chunks(
     chunks complete. Raises :class:`DecodeError`, :class:`TransformError` or
     :class:`SchemaError` naming the record index (never a value).
     """
-    if plan.budget is not None and workers > 1:
-        # Each worker would hold its own ledger: a subject's budget would hold per chunk only.
-        raise ConfigError(
-            f"schema {plan.schema_file}: a per-subject noise budget needs one process"
-        )
-    if plan.anonymity is not None:
-        raise SchemaError(
-            f"schema {plan.schema_file}: record-level k-anonymity groups the whole file, so it "
-            "is sanitized in one process (streamproc.pipeline.anonymize)"
-        )
+    _check_parallel(plan, workers)
     try:
         fin = src.open("rb")
     except OSError as exc:
@@ -235,16 +257,7 @@ def sanitize_chunks(
             sync=sync,
         )
         ctx = _context()
-        source: Plan | tuple[str, str | None, bool, Mapping[str, Any] | None] = (
-            plan
-            if ctx.get_start_method() == "fork"
-            else (
-                str(plan.schema_file),
-                str(keyring) if keyring else None,
-                plan.strict,
-                dict(tag_actions) if tag_actions else None,
-            )
-        )
+        source = _plan_source(plan, ctx.get_start_method(), keyring, tag_actions)
         in_flight: deque[tuple[Future[tuple[bytes, int]], Chunk]] = deque()
         total = 0
         with ProcessPoolExecutor(
