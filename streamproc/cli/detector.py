@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from streamproc.detector.baselines import read_groups
 from streamproc.detector.decide import Decider
 from streamproc.detector.evaluate import PLOT_HINT, evaluate_rows, plot_available, plot_roc_pr
@@ -183,8 +185,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _read_groups(path: Path) -> dict[str, str]:
     """principal -> group from a JSON or YAML mapping; errors name the file, not values."""
-    import yaml  # only when --groups is given
-
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

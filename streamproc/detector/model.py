@@ -535,7 +535,7 @@ class Detector:
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the model with skops."""
-        import skops.io as sio
+        import skops.io as sio  # slow to import; only train/score/the agent need it
 
         obj = {
             "format": MODEL_FORMAT,
@@ -569,7 +569,7 @@ class Detector:
     @classmethod
     def load(cls, path: str | Path) -> Detector:
         """Load a model written by :meth:`save`; refuses untrusted types and other formats."""
-        import skops.io as sio
+        import skops.io as sio  # slow to import; only train/score/the agent need it
 
         p = Path(path)
         if not p.is_file():

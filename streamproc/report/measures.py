@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import wasserstein_distance
 
 from streamproc.report.data import EPOCH, NUMERIC_KINDS, FieldPolicy, column
 from streamproc.risk import measure
@@ -154,10 +155,6 @@ def _wasserstein(a: Sequence[float | None], b: Sequence[float | None]) -> float 
     xa = [v for v in a if v is not None]
     xb = [v for v in b if v is not None]
     if not xa or not xb:
-        return None
-    try:  # scipy is optional (it comes with scikit-learn in practice)
-        from scipy.stats import wasserstein_distance
-    except ImportError:
         return None
     sd = float(np.std(xa)) or 1.0
     return float(wasserstein_distance(xa, xb)) / sd
