@@ -154,6 +154,7 @@ class LocalObserve:
         self.home = (spec.home or cache_dir() / "observe" / spec.name).resolve()
         self.prometheus_file = self.home / "prometheus.yml"
         self.alertmanager_file = self.home / "alertmanager.yml"
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def _servers(self) -> list[_Server]:
         s, h = self.spec, self.home
@@ -212,7 +213,7 @@ class LocalObserve:
         deadline = t0 + timeout
         for srv in self._servers():
             while not _answers(srv.ready_url):
-                if srv.kind not in self.pids():
+                if self._exited(srv.kind):
                     self.stop()
                     raise LocalObserveError(
                         f"{srv.kind} exited during start-up; see {srv.log_file}:\n"
@@ -226,6 +227,15 @@ class LocalObserve:
                 time.sleep(0.2)
         return time.monotonic() - t0
 
+    def _exited(self, kind: str) -> bool:
+        """Whether the server of ``kind`` is gone. A child we spawned is asked directly: right
+        after the fork its command line is still ours (not yet the server's), so the PID-file
+        check alone would call a slow start an exit."""
+        child = self._children.get(kind)
+        if child is not None:
+            return child.poll() is not None
+        return kind not in self.pids()
+
     def _spawn(self, srv: _Server) -> None:
         for sub in ("alertmanager-data", "prometheus-data"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
@@ -238,6 +248,7 @@ class LocalObserve:
                 start_new_session=True,
             )
         srv.pid_file.write_text(f"{proc.pid}\n")
+        self._children[srv.kind] = proc
 
     def reload(self) -> None:
         """Re-render the configs and make both servers re-read them (SIGHUP)."""
@@ -254,6 +265,13 @@ class LocalObserve:
                 _terminate(pid, timeout)
                 stopped = True
             srv.pid_file.unlink(missing_ok=True)
+        for child in self._children.values():  # one caught before its exec, if any
+            if child.poll() is None:
+                _terminate(child.pid, timeout)
+                stopped = True
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(1)
+        self._children.clear()
         return stopped
 
     def log_tail(self, kind: str, lines: int = 30) -> str:

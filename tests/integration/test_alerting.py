@@ -40,7 +40,7 @@ from streamproc.keys import Keyring
 from streamproc.localobserve import LocalObserve, ObserveSpec
 from streamproc.pipeline.build import build_flow
 from streamproc.testing.access import with_events
-from streamproc.testing.customers import customer_records, single_object
+from streamproc.testing.customers import customer_records, policy_without_k, single_object
 from tests.integration import test_detector_agent as det
 from tests.integration import test_sanitize_pipeline as san
 from tests.integration.kafka_io import produce
@@ -134,6 +134,17 @@ def audit_env(tmp: Path) -> dict[str, str]:
     }
 
 
+def risky_policy(topology: Path, tmp: Path) -> Path:
+    """Point the topology at the customer policy without record-level k (fixed
+    generalizations): most output records are unique, which the exposure gauge must show."""
+    schema = tmp / "customer_profile.no-k.avsc"
+    schema.write_text(json.dumps(policy_without_k(read_schema_json(san.SCHEMA)[0])))
+    doc = yaml.safe_load(topology.read_text())
+    doc["source"]["schema"] = str(schema)
+    topology.write_text(yaml.safe_dump(doc))
+    return topology
+
+
 def pin_policy(topology: Path, keyring: Path) -> Path:
     """Approve the topology's current policy (compliance.approved_policy_fingerprint)."""
     flow = build_flow(load_topology(topology), Settings(), Keyring.load(keyring))
@@ -211,7 +222,9 @@ def stack(
         kafka_bootstrap, "access", "containment", "access-dlq", "raw", "clean", "dlq"
     )
     detect = det.write_topology(tmp, staged, src, sink, dlq, threshold=staged.page_threshold)
-    sanitize = pin_policy(san.write_topology(tmp, c_src, c_sink, c_dlq, None), staged.keyring)
+    sanitize = pin_policy(
+        risky_policy(san.write_topology(tmp, c_src, c_sink, c_dlq, None), tmp), staged.keyring
+    )
     port = san.free_port()
     hook = Webhook()
     obs = LocalObserve(
@@ -341,6 +354,21 @@ def test_dead_letters_rising_alert_reaches_the_webhook(stack: Stack) -> None:
     _check_principal_free(alert, stack.principals)
 
 
+def test_k_anonymity_alert_reaches_the_webhook(stack: Stack) -> None:
+    """The worker's own output is re-identifiable: the exposure gauge says so, and on-call
+    hears it (StreamprocKAnonymityTargetMissed, for that topology only)."""
+    _at, alert = stack.hook.wait(
+        lambda a: a["labels"]["alertname"] == "StreamprocKAnonymityTargetMissed", timeout=60
+    )
+    assert alert["labels"]["topology"] == stack.sanitize_name
+    t = f'topology="{stack.sanitize_name}"'
+    (k_min,) = _values(stack.obs, f"streamproc_output_k_min{{{t}}}", "topology").values()
+    (unique,) = _values(stack.obs, f"streamproc_output_unique_share{{{t}}}", "topology").values()
+    assert k_min < 5 and unique > 0.1
+    assert alert["annotations"]["runbook_url"].endswith("#k-anonymity-target-missed")
+    _check_principal_free(alert, stack.principals)
+
+
 def test_no_scraped_series_names_a_principal(stack: Stack) -> None:
     url = f"{stack.obs.spec.prometheus_url}/api/v1/series?" + urllib.parse.urlencode(
         {"match[]": '{job="streamproc"}'}
@@ -421,8 +449,8 @@ def test_every_dashboard_query_returns_series_with_its_labels(stack: Stack) -> N
         assert result, f"no series: {promql}"
         for series in result:
             assert qy.labels <= set(series["metric"]), (promql, series["metric"])
-    print(f"\ndashboard queries without series (not emitted yet, {RISK_NOTE}): {pending}")
-    assert len(pending) == 4
+    print(f"\ndashboard queries without series (no budgeted policy here): {pending}")
+    assert pending == ["streamproc_dp_budget_spent", "streamproc_dp_budget_exhausted_subjects"]
 
 
 def _listening(pid: int) -> list[str]:
