@@ -19,6 +19,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from streamproc.avro.framing import crc64_fingerprint, frame_single_object
 from streamproc.avro.schema import read_schema_json
+from streamproc.detector.events import DAY_MS, HOUR_MS
 from streamproc.examples import schema_path
 from streamproc.testing.access_traces import TraceConfig, generate, write_jsonl
 
@@ -27,8 +28,8 @@ CONTAINMENT_SCHEMA = schema_path("containment.avsc")
 
 _FIELDS = ("event_id", "ts", "principal", "dataset", "action", "rows", "bytes", "source_ip")
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
+HOUR = HOUR_MS
+DAY = DAY_MS
 
 
 def baseline_trace(out: Path, *, seed: int, principals: int, days: int) -> list[dict[str, Any]]:
