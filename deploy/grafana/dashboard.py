@@ -48,8 +48,6 @@ def q(expr: str, legend: str, *labels: str, pending: str = "") -> Query:
     return Query(expr, legend, frozenset(labels), pending)
 
 
-RISK = "emitted only by flows with a per-subject DP budget"
-
 PANELS: tuple[PanelSpec, ...] = (
     PanelSpec(
         "Throughput and lag",
@@ -213,7 +211,6 @@ PANELS: tuple[PanelSpec, ...] = (
                 f"sum by (topology) (streamproc_dp_budget_spent{{{T}}})",
                 "{{topology}}",
                 "topology",
-                pending=RISK,
             ),
         ),
     ),
@@ -227,7 +224,6 @@ PANELS: tuple[PanelSpec, ...] = (
                 f"sum by (topology) (streamproc_dp_budget_exhausted_subjects{{{T}}})",
                 "{{topology}}",
                 "topology",
-                pending=RISK,
             ),
         ),
     ),
