@@ -330,6 +330,11 @@ def load_topology(path: str | Path) -> Topology:
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def safe_name(text: str) -> str:
+    """``text`` with every run of characters not allowed in Kafka ids replaced by ``_``."""
+    return _SAFE_NAME.sub("_", text)
+
+
 def default_app_id(topologies: Sequence[Topology]) -> str:
     """The consumer group a worker joins unless ``--app-id`` is given.
 
@@ -340,7 +345,5 @@ def default_app_id(topologies: Sequence[Topology]) -> str:
     """
     pairs = sorted(f"{t.name}={t.source.topic}" for t in topologies)
     digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:8]
-    names = ".".join(_SAFE_NAME.sub("_", t.name) for t in sorted(topologies, key=lambda t: t.name))[
-        :80
-    ]
+    names = ".".join(safe_name(t.name) for t in sorted(topologies, key=lambda t: t.name))[:80]
     return f"streamproc-{names}-{digest}"

@@ -198,7 +198,8 @@ class DetectFlow:
                 st, done = cache.get(p)
                 # No blind start: a principal the table does not know (or knows less recent
                 # history of than the model) continues from the deployed model's state.
-                st = seed_state(st, self.detector.initial_state(p))
+                # (seed_state copies the model's state only when it uses it)
+                st = seed_state(st, self.detector.states.get(p))
                 if st is not None:
                     states[p] = st
                 src[p] = done

@@ -112,10 +112,10 @@ class SanitizeFlow:
         self._sealer = DeadLetterSealer(keyring, topology.name)
         self._key_prefix = b"streamproc/kafka-key\x00" + topology.name.encode() + b"\x00"
         # A budgeted plan's ledger charges each release at the record's event time.
-        self.budget = getattr(plan, "budget", None)
+        self.budget = plan.budget
         # Exposure: the k-anonymity of this flow's own output over its last records.
         quasi = quasi_fields(plan.derived_schema_json)
-        k = plan.anonymity.k if getattr(plan, "anonymity", None) is not None else 5
+        k = plan.anonymity.k if plan.anonymity is not None else 5
         self.exposure = RollingRisk(EXPOSURE_WINDOW, quasi, k) if quasi else None
         self._remote: dict[int, dict[str, Any]] = {}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import faust
 
 from streamproc.audit import AuditKind
-from streamproc.config.topology import Topology
+from streamproc.config.topology import Topology, safe_name
 from streamproc.errors import ConfigError
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline import SanitizeFlow
@@ -33,8 +32,6 @@ from streamproc.runtime.hotpath import (
 
 log = logging.getLogger("streamproc.runtime.hotapp")
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 def hot_path_group(app_id: str) -> str:
     """The consumer group of a worker's sanitize hot path: ``<app id>-sanitize``."""
@@ -47,7 +44,7 @@ def default_instance() -> str:
     Stable across restarts on one host (a restart aborts the transaction its killed
     predecessor left open); workers sharing a host need their own ``--instance``.
     """
-    return _SAFE.sub("_", socket.gethostname().split(".")[0]) or "worker"
+    return safe_name(socket.gethostname().split(".")[0]) or "worker"
 
 
 def guarantee_of(topologies: Sequence[Topology]) -> str:
