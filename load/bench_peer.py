@@ -41,10 +41,11 @@ import yaml
 from confluent_kafka import Consumer, ConsumerGroupState, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streamproc.avro.schema import read_schema_json
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
 from streamproc.testing.claims import claim_record
-from streamproc.testing.customers import customer_records, single_object
+from streamproc.testing.customers import customer_records, policy_without_k, single_object
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = os.environ.get("STREAMPROC_BROKER", "127.0.0.1:9092")
@@ -202,8 +203,19 @@ class Bench:
         self.key_hex = os.urandom(32).hex()
         self.topics: list[str] = []
 
+    def schema(self, kind: str) -> Path:
+        """The policy streamproc runs. Customers: the shipped one without its record-level k
+        (the peers group nothing; the k-anonymity buffer is measured in bench_anonymity)."""
+        if kind != "customers":
+            return ROOT / "schemas" / SCHEMAS[kind]
+        path = self.tmp / "customer_profile.no-k.avsc"
+        if not path.exists():
+            doc = policy_without_k(read_schema_json(ROOT / "schemas" / SCHEMAS[kind])[0])
+            path.write_text(json.dumps(doc))
+        return path
+
     def data(self, kind: str) -> tuple[list[bytes], Path, Path]:
-        plan = compile_plan(ROOT / "schemas" / SCHEMAS[kind], self.keyring)
+        plan = compile_plan(self.schema(kind), self.keyring)
         if kind == "customers":
             recs = [r for r, _ in customer_records(2000, seed=11)]
         else:
@@ -212,7 +224,7 @@ class Bench:
         base = [single_object(plan.source_schema, r) for r in recs]
         derived = self.tmp / f"{kind}.derived.avsc"
         derived.write_text(json.dumps(plan.derived_schema_json))
-        return base, ROOT / "schemas" / SCHEMAS[kind], derived
+        return base, self.schema(kind), derived
 
     def topology(self, kind: str, src: str, dst: str, dlq: str, guarantee: str) -> Path:
         path = self.tmp / f"{src}.{guarantee}.yaml"
@@ -222,7 +234,7 @@ class Bench:
                     "name": f"peer-{kind}",
                     "source": {
                         "topic": src,
-                        "schema": str(ROOT / "schemas" / SCHEMAS[kind]),
+                        "schema": str(self.schema(kind)),
                         "partitions": PARTITIONS,
                     },
                     "sink": {"topic": dst},

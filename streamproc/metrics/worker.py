@@ -96,6 +96,39 @@ class WorkerMetrics:
             registry=r,
         )
 
+        # Delay-bounded k-anonymity in the worker (streamproc.runtime.grouped).
+        self.anonymity_buffered = Gauge(
+            "streamproc_anonymity_buffered",
+            "records waiting for their k-anonymous group",
+            ["topology"],
+            registry=r,
+        )
+        self.anonymity_released = Counter(
+            "streamproc_anonymity_released",
+            "records released by the k-anonymity buffer",
+            ["topology"],
+            registry=r,
+        )
+        self.anonymity_suppressed = Counter(
+            "streamproc_anonymity_suppressed",
+            "records released with every quasi-identifier suppressed (no group in time)",
+            ["topology"],
+            registry=r,
+        )
+        self.anonymity_delay = Histogram(
+            "streamproc_anonymity_delay_seconds",
+            "time a record waited in the k-anonymity buffer (bounded by max_delay_ms)",
+            ["topology"],
+            buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        self.information_loss = Gauge(
+            "streamproc_information_loss",
+            "mean normalized certainty penalty of a generalized field (0 exact, 1 suppressed)",
+            ["topology", "field"],
+            registry=r,
+        )
+
         # Per-subject DP budgets of the worker's flows (streamproc.budget).
         self.dp_budget_spent = Gauge(
             "streamproc_dp_budget_spent",

@@ -19,6 +19,7 @@ from streamproc.config.topology import Topology
 from streamproc.errors import RecordError
 from streamproc.keys import Keyring
 from streamproc.pipeline.deadletter import DeadLetterSealer
+from streamproc.pipeline.grouping import Prepared
 from streamproc.pipeline.outcome import (
     H_KEY_VERSIONS,
     H_POLICY_FP,
@@ -75,18 +76,11 @@ class SanitizeFlow:
         self.plan = plan
         self.keyring = keyring
         self._sanitize = plan.sanitize
-        spec = plan.anonymity
+        spec = self.anonymity = plan.anonymity
         if spec is not None:
-            # Interim, until the worker buffers records for the StreamAnonymizer
-            # (docs/anonymity.md, "Worker integration"): every ladder field is suppressed,
-            # which no consumer can re-identify by; PENDING would otherwise not encode.
-            log.warning(
-                "topology %s: schema %s declares k-anonymity; the stream does not group "
-                "records yet, so quasi fields %s are suppressed",
-                topology.name,
-                plan.schema_file,
-                ", ".join(spec.fields),
-            )
+            # ``process`` releases one record alone, so it suppresses every ladder field (no
+            # consumer can re-identify by them; PENDING would not encode). The worker's hot
+            # path groups instead: ``prepare``, a PartitionGroups buffer, then ``finish``.
             self._sanitize = lambda r: spec.suppressed(plan.sanitize(r))
         schemas = WriterSchemas(
             plan.source_schema, history, registry=registry, limits=topology.limits
@@ -207,6 +201,68 @@ class SanitizeFlow:
             out,
             self.lineage_headers(coords, ws.fingerprint, timestamp_ms),
             ws.fingerprint,
+        )
+
+    def prepare(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int | None = None,
+    ) -> Prepared | DeadLetter:
+        """A k-plan's first step: decode and sanitize every field but the ladder fields
+        (PENDING), and the raw QI tuple for the grouping buffer; bad input is a dead letter
+        exactly as in :meth:`process`."""
+        spec = self.anonymity
+        assert spec is not None, "prepare is for plans with record-level k"
+        self.stats.records_in += 1
+        coords = self._coords(topic, partition, offset)
+        try:
+            if value is None:
+                raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
+            record, ws = self.decoder.decode(value)
+            if self.budget is not None:
+                self.budget.at(timestamp_ms)
+            clean = self.plan.sanitize(record)
+            qi = spec.quasi(record)
+            sens = spec.sensitive_values(clean)
+        except RecordError as exc:
+            return self._dead_letter(
+                key, value, exc.reason, str(exc), coords, topic, partition, offset
+            )
+        except Exception as exc:  # a bug must not stop the stream nor leak the value
+            return self._dead_letter(
+                key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
+            )
+        headers = self.lineage_headers(coords, ws.fingerprint, timestamp_ms)
+        return Prepared(
+            self.key_pseudonym(key), value, clean, headers, ws.fingerprint,
+            topic, partition, offset, timestamp_ms, qi, sens, key,
+        )  # fmt: skip
+
+    def finish(self, rec: Prepared, values: tuple[Any, ...]) -> Outcome:
+        """A k-plan's second step: write the group's generalized ``values`` and encode."""
+        spec = self.anonymity
+        assert spec is not None
+        try:
+            clean = spec.fill(rec.clean, values)
+            out = self.encoder.encode(clean)
+            if self.exposure is not None:
+                self.exposure.add(clean)
+        except RecordError as exc:
+            return self._fail(rec, exc.reason, str(exc))
+        except Exception as exc:  # a bug must not stop the stream nor leak the value
+            return self._fail(rec, "internal_error", type(exc).__name__)
+        self.stats.records_out += 1
+        return Sanitized(rec.key, out, rec.headers, rec.fingerprint)
+
+    def _fail(self, rec: Prepared, reason: str, message: str) -> DeadLetter:
+        coords = self._coords(rec.topic, rec.partition, rec.offset)
+        return self._dead_letter(
+            rec.source_key, rec.value, reason, message, coords, rec.topic, rec.partition, rec.offset
         )
 
     def _coords(self, topic: str, partition: int, offset: int) -> Headers:

@@ -21,6 +21,7 @@ from streamproc.config.topology import Topology, safe_name
 from streamproc.errors import ConfigError
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline import SanitizeFlow
+from streamproc.runtime.grouped import Grouping, state_topic_name
 from streamproc.runtime.hotpath import (
     BlockingFlowProcess,
     HotPath,
@@ -86,16 +87,30 @@ def add_hot_path(
         else None,
     )
     conf = settings.kafka_config()
-    counts = ensure_outputs(conf, flows)
+    state_topics = {
+        f.topology.name: state_topic_name(app_id, f.topology.name)
+        for f in flows
+        if f.anonymity is not None
+    }
+    counts = ensure_outputs(conf, flows, state_topics)
     routes = {}
     for flow in flows:
         topo = flow.topology
-        helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(offload)]
+        grouping = None
+        if flow.anonymity is not None:
+            # Records wait for their group in this process: a k route is never offloaded.
+            state = state_topics[topo.name]
+            grouping = Grouping(
+                flow, state, counts[state], eos=guarantee == "exactly_once", conf=conf
+            )
+        n_helpers = 0 if grouping is not None else offload
+        helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(n_helpers)]
         routes[topo.source.topic] = Route(
             flow,
             helpers,
             sink_partitions=counts[topo.sink.topic],
             dlq_partitions=counts[topo.dead_letter],
+            grouping=grouping,
         )
     loop_holder: list[asyncio.AbstractEventLoop] = []
 

@@ -53,6 +53,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamproc.errors import OffloadError, StreamprocError
 from streamproc.metrics import WorkerMetrics, compliance_inputs
 from streamproc.pipeline import Outcome, Sanitized, SanitizeFlow
+from streamproc.runtime.grouped import Grouping
 from streamproc.runtime.offload import FlowProcess, Item, _recv_exactly, decode_reply
 from streamproc.runtime.offload import encode_request as _encode
 
@@ -110,6 +111,8 @@ class Route:
     dlq_partitions: int = 1
     pending: list[tuple[list[Message], list[Item]]] | None = None  # in the helpers
     m: dict[str, Any] = field(default_factory=dict)  # metric children
+    # A plan with record-level k: records wait for their group here (never offloaded).
+    grouping: Grouping | None = None
 
 
 class BlockingFlowProcess(FlowProcess):
@@ -137,22 +140,43 @@ class BlockingFlowProcess(FlowProcess):
         return decode_reply(self._flow, items, body)
 
 
-def ensure_outputs(conf: dict[str, Any], flows: Sequence[SanitizeFlow]) -> dict[str, int]:
-    """Create missing sink and dead-letter topics with the source's partition count; the
+# The anonymity state topics: compacted, and compacted soon (a new owner reads them whole).
+STATE_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": "60000",
+    "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": "60000",
+}
+
+
+def ensure_outputs(
+    conf: dict[str, Any],
+    flows: Sequence[SanitizeFlow],
+    state_topics: dict[str, str] | None = None,
+) -> dict[str, int]:
+    """Create missing sink and dead-letter topics with the source's partition count (and the
+    anonymity state topics of ``state_topics``, topology name -> topic, compacted); the
     partition count of every output topic (outputs keep their source partition number)."""
+    state_topics = state_topics or {}
     admin = AdminClient(conf)
-    sources = [f.topology.source.topic for f in flows]
     md = admin.list_topics(timeout=30)
-    want: dict[str, int] = {}
+    want: dict[str, tuple[int, dict[str, str]]] = {}
+    names: list[str] = []
     for flow in flows:
         topo = flow.topology
         src = md.topics.get(topo.source.topic)
         n = topo.source.partitions or (len(src.partitions) if src and src.partitions else 1)
-        for name in (topo.sink.topic, topo.dead_letter):
+        outputs: list[tuple[str, dict[str, str]]] = [(topo.sink.topic, {}), (topo.dead_letter, {})]
+        if topo.name in state_topics:
+            outputs.append((state_topics[topo.name], STATE_TOPIC_CONFIG))
+        for name, config in outputs:
+            names.append(name)
             if name not in md.topics:
-                want[name] = n
+                want[name] = (n, config)
     if want:
-        futures = admin.create_topics([NewTopic(t, n, -1) for t, n in want.items()])
+        futures = admin.create_topics(
+            [NewTopic(t, n, -1, config=dict(c)) for t, (n, c) in want.items()]
+        )
         for fut in futures.values():
             try:
                 fut.result(30)
@@ -160,12 +184,7 @@ def ensure_outputs(conf: dict[str, Any], flows: Sequence[SanitizeFlow]) -> dict[
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
         md = admin.list_topics(timeout=30)
-    counts = {}
-    for flow in flows:
-        for name in (flow.topology.sink.topic, flow.topology.dead_letter):
-            counts[name] = max(1, len(md.topics[name].partitions))
-    del sources
-    return counts
+    return {name: max(1, len(md.topics[name].partitions)) for name in names}
 
 
 class HotPath:
@@ -211,6 +230,17 @@ class HotPath:
                 },
                 "dead": {},
             }
+            if route.grouping is not None:
+                route.m["k"] = {
+                    "buffered": metrics.anonymity_buffered.labels(label),
+                    "released": metrics.anonymity_released.labels(label),
+                    "suppressed": metrics.anonymity_suppressed.labels(label),
+                    "delay": metrics.anonymity_delay.labels(label),
+                    "loss": {
+                        f: metrics.information_loss.labels(label, f)
+                        for f in route.flow.plan.anonymity.fields
+                    },
+                }
             for key, version in route.flow.plan.key_versions.items():
                 metrics.key_version.labels(label, key).set(version)
             metrics.health.watch(label, compliance_inputs(route.flow))
@@ -328,11 +358,12 @@ class HotPath:
 
     def _step(self) -> None:
         try:
-            msgs = self.consumer.consume(self.spec.batch, self.spec.poll_s)
+            msgs = self.consumer.consume(self.spec.batch, self._poll_s())
             if msgs:
                 self._handle(msgs)
             else:
                 self._drain_helpers()
+            self._release_due()
             self.producer.poll(0)
             if self._offsets and time.monotonic() - self._interval_start >= self._interval():
                 self._commit()
@@ -365,6 +396,9 @@ class HotPath:
             items: list[Item] = [
                 (m.value(), m.key(), topic, m.partition(), m.offset(), _stamp(m)) for m in batch
             ]
+            if route.grouping is not None:
+                self._group(route, items)
+                continue
             if not route.helpers:
                 process = route.flow.process
                 outcomes = [
@@ -420,11 +454,25 @@ class HotPath:
     def _emit(
         self, route: Route, batch: list[Message], items: list[Item], outcomes: list[Outcome]
     ) -> None:
+        self._produce(route, items, outcomes)
+        last: dict[int, int] = {}
+        for m in batch:
+            last[m.partition()] = m.offset()
+        topic = route.flow.topology.source.topic
+        for p, o in last.items():
+            self._offsets[(topic, p)] = o + 1
+
+    def _begin(self) -> None:
+        """Open the interval (and under exactly_once its transaction) if it is not open."""
         if not self._offsets:
             self._interval_start = time.monotonic()
         if self.eos and not self._in_txn:
             self.producer.begin_transaction()
             self._in_txn = True
+
+    def _produce(self, route: Route, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
+        """Send each outcome to the sink or the dead-letter topic (source partition kept)."""
+        self._begin()
         produce = self.producer.produce
         topo = route.flow.topology
         sink, dlq = topo.sink.topic, topo.dead_letter
@@ -453,12 +501,6 @@ class HotPath:
                 raise _Rewind() from None
             if ts:
                 stamps.append(ts)
-        last: dict[int, int] = {}
-        for m in batch:
-            last[m.partition()] = m.offset()
-        topic = topo.source.topic
-        for p, o in last.items():
-            self._offsets[(topic, p)] = o + 1
         now_ms = time.time() * 1000
         observe = route.m["latency"].observe
         for ts in stamps:
@@ -472,6 +514,124 @@ class HotPath:
         newest = max(stamps) / 1000 if stamps else None
         self.metrics.health.sanitized(topo.name, len(items), len(items) - n_out, newest)
         self.metrics.flow_state(topo.name, route.flow.combined_state())
+
+    # -- record-level k: the grouping buffer (streamproc.runtime.grouped) -----------------
+
+    def _poll_s(self) -> float:
+        """The consume timeout: shorter than the next group deadline of a k route."""
+        return self.spec.poll_s
+
+    def _group(self, route: Route, items: list[Item]) -> None:
+        grouping = route.grouping
+        assert grouping is not None
+        now = int(time.time() * 1000)
+        ready = grouping.take(items, now)
+        if ready:
+            self._produce(route, [i for i, _ in ready], [o for _, o in ready])
+        self._release(route, now, produced=bool(ready))
+
+    def _release_due(self) -> None:
+        now = None
+        for route in self.routes.values():
+            g = route.grouping
+            if g is None:
+                continue
+            now = now or int(time.time() * 1000)
+            if g.due(now):
+                self._release(route, now)
+            else:
+                self._k_offsets(route)
+            route.m["k"]["buffered"].set(g.buffered)
+
+    def _release(self, route: Route, now_ms: int, *, produced: bool = False) -> None:
+        """Produce the rows whose groups are decided, their pins no later than they."""
+        g = route.grouping
+        assert g is not None
+        rows, pins = g.release(now_ms)
+        if pins:
+            self._begin()
+            for sp, key, value in pins:
+                self._produce_state(g.state_topic, sp, key, value)
+            # at_least_once: a row may only exist once its pin is durable, so that a re-read
+            # releases it again at the same cells.
+            if not self.eos and (self.producer.flush(30) > 0 or self._delivery_failed):
+                self._delivery_failed = False
+                log.warning("anonymity pins not delivered: rewinding")
+                raise _Rewind()
+        if rows:
+            self._produce(route, [r[0] for r in rows], [r[1] for r in rows])
+            k = route.m["k"]
+            delay = k["delay"].observe
+            n_sup = 0
+            for _, _, rel in rows:
+                delay(max(0, rel.released_ms - rel.arrival_ms) / 1000)
+                n_sup += rel.suppressed
+            k["released"].inc(len(rows))
+            if n_sup:
+                k["suppressed"].inc(n_sup)
+            for f, v in g.information_loss().items():
+                k["loss"][f].set(v)
+            share = n_sup / len(rows)
+            if share > route.flow.plan.anonymity.privacy.max_suppressed and len(rows) >= 20:
+                log.warning(
+                    "topology %s: %.1f%% of %d released records suppressed (max_suppressed %.1f%%)",
+                    route.flow.topology.name,
+                    100 * share,
+                    len(rows),
+                    100 * route.flow.plan.anonymity.privacy.max_suppressed,
+                )
+        self._k_offsets(route, every=produced or bool(rows or pins))
+
+    def _k_offsets(self, route: Route, *, every: bool = False) -> None:
+        """Move a k route's commit offsets: never past a record still buffered."""
+        g = route.grouping
+        assert g is not None
+        moved = g.offsets(every=every)
+        if moved:
+            self._begin()
+            for p, off in moved.items():
+                self._offsets[(g.topic, p)] = off
+
+    def _produce_state(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        try:
+            self.producer.produce(topic, value, key, partition)
+        except BufferError:
+            self._wait_for_queue()
+            self.producer.produce(topic, value, key, partition)
+        except KafkaException as exc:
+            log.warning("state produce refused (%s): aborting and rewinding", exc.args[0].name())
+            if exc.args[0].fatal():
+                self._reset_producer()
+            raise _Rewind() from None
+
+    def _k_state_at_commit(self) -> list[tuple[str, int, bytes, bytes | None]]:
+        out: list[tuple[str, int, bytes, bytes | None]] = []
+        for route in self.routes.values():
+            g = route.grouping
+            if g is None:
+                continue
+            offs = {p: o for (t, p), o in self._offsets.items() if t == g.topic}
+            out.extend((g.state_topic, sp, k, v) for sp, k, v in g.at_commit(offs))
+        return out
+
+    def _k_load(self, partitions: list[TopicPartition]) -> None:
+        """Adopt k routes' partitions at their committed offsets, with their state."""
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for tp in partitions:
+            route = self.routes.get(tp.topic)
+            if route is not None and route.grouping is not None:
+                by_topic.setdefault(tp.topic, []).append(tp)
+        for topic, tps in by_topic.items():
+            g = self.routes[topic].grouping
+            assert g is not None
+            committed = self._retry(_committed_of(self.consumer, tps), "committed")
+            g.load({tp.partition: tp.offset for tp in committed})
+
+    def _k_drop(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            route = self.routes.get(tp.topic)
+            if route is not None and route.grouping is not None:
+                route.grouping.drop([tp.partition])
 
     def _dead_letter(self, route: Route, item: Item, reason: str) -> None:
         counter = route.m["dead"].get(reason)
@@ -524,8 +684,11 @@ class HotPath:
         if not self._offsets:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
+        state = self._k_state_at_commit()
         if self.eos:
             try:
+                for topic, sp, key, value in state:
+                    self._produce_state(topic, sp, key, value)
                 meta = self.consumer.consumer_group_metadata()
                 self._call_since = time.monotonic()
                 try:
@@ -550,6 +713,11 @@ class HotPath:
                 # Outputs are durable; the offsets are re-committed by the next owner's run
                 # (at-least-once: a rebalance re-delivers the tail).
                 log.warning("offset commit failed: %s", exc.args[0].name())
+                state = []  # pins stay until a commit passes them
+            # Retired pins go only after the commit that passed them (sent with the next
+            # flush; a lost tombstone only leaves a pin that is ignored below the offset).
+            for topic, sp, key, value in state:
+                self._produce_state(topic, sp, key, value)
         self.commits += 1
         self._offsets.clear()
         dead, self._dead = self._dead, []
@@ -620,7 +788,12 @@ class HotPath:
             self._abort()
         self._offsets.clear()
         self._dead.clear()
-        self._rewind(self.consumer.assignment())
+        parts = self.consumer.assignment()
+        self._rewind(parts)
+        # Buffered records are read again from the committed offsets: start their partitions
+        # over from the committed state.
+        self._k_drop(parts)
+        self._k_load(parts)
 
     def _rewind(self, partitions: list[TopicPartition]) -> None:
         if not partitions:
@@ -641,6 +814,7 @@ class HotPath:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned: %s", _fmt(partitions))
+        self._k_load(partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Finish and commit while the partitions are still ours (same group generation)."""
@@ -650,12 +824,15 @@ class HotPath:
             self._commit()
         except _Rewind:
             self._abandon()
+        # Their buffered records are the next owner's to read again.
+        self._k_drop(partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """The group moved on without us: nothing of the interval may commit."""
         log.warning("partitions lost: %s", _fmt(partitions))
         self._drop_helpers()
         self._abandon()
+        self._k_drop(partitions)
 
     def _abandon(self) -> None:
         if self.eos and self._in_txn:
@@ -682,6 +859,10 @@ class HotPath:
 
 class _Rewind(Exception):
     """The interval failed: abort and rewind."""
+
+
+def _committed_of(consumer: Any, tps: list[TopicPartition]) -> Callable[[], Any]:
+    return lambda: consumer.committed(tps, 30)
 
 
 def _stamp(m: Message) -> int | None:

@@ -178,6 +178,8 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
                 "dead_letter": {"topic": dlq},
                 "processing_guarantee": "exactly_once",
                 "lineage": {"topic": None},
+                # The schema's k = 5: records wait for their group across the faults too.
+                "anonymity": {"max_delay_ms": 2000},
             }
         )
     )

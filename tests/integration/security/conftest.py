@@ -234,6 +234,7 @@ def make_deployment(cluster: SecureCluster, folder: Path) -> Deployment:
                 },
                 "sink": {"topic": d.clean},
                 "dead_letter": {"topic": d.dlq},
+                "anonymity": {"max_delay_ms": 1000},
                 **common,
             }
         )

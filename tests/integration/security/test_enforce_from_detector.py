@@ -62,6 +62,7 @@ def test_containment_message_denies_and_release_restores(
                 "source": {"topic": raw, "schema": str(ROOT / "schemas" / "customer_profile.avsc")},
                 "sink": {"topic": clean},
                 "dead_letter": {"topic": dlq},
+                "anonymity": {"max_delay_ms": 1000},
             }
         )
     )
