@@ -241,4 +241,3 @@ class PartitionGroups:
             if len(body) <= PUBLISHED_MAX_BYTES:
                 out.append((published_key(self.partition), body))
         return out
-
