@@ -28,7 +28,8 @@ def main() -> int:
         f"exactly_once faults: {args.records} records, {', '.join(out.faults)}: "
         f"{out.lost} lost, {out.duplicates} duplicates, {out.unexpected} unexpected, "
         f"{out.dead_letters} dead letters, {out.restarts} self-exits restarted, "
-        f"{out.seconds:.0f} s (busy machine: indicative)"
+        f"{out.seconds:.0f} s (busy machine: indicative); k_min {out.k_min} over the sink "
+        f"(schema k = 5), {out.suppressed} suppressed"
     )
     return 0 if out.lost == out.duplicates == out.unexpected == 0 else 1
 

@@ -32,6 +32,8 @@ from typing import Any
 from streamproc.anonymity import Release, StreamAnonymizer
 from streamproc.pipeline.outcome import Headers
 
+#: The pin of a dead-lettered record (its outcome was produced at once, not grouped).
+DEAD_PIN: dict[str, Any] = {"dead": True}
 #: Pins per state message (a pin is ~100 bytes of JSON; Kafka's default limit is 1 MB).
 PINS_PER_MESSAGE = 2000
 #: Published combinations are written at most this often (losing them only costs reuse).
@@ -173,6 +175,18 @@ class PartitionGroups:
         else:
             self.anon.add(rec.offset, rec.qi, rec.sensitive, arrival_ms=now_ms)
         self._held[rec.offset] = rec
+        return True
+
+    def dead(self, offset: int) -> bool:
+        """A record of this partition became a dead letter: True to produce it (and pin it,
+        so that a re-read above the commit is not dead-lettered twice), False to skip it
+        (exactly_once: pinned, so its dead letter was committed)."""
+        pin = self._pins.pop(offset, None)
+        if pin is not None and self.skip_pinned:
+            self.skipped += 1
+            return False
+        if pin is None:
+            self._new_pins[offset] = DEAD_PIN
         return True
 
     def poll(self, now_ms: int) -> list[tuple[Prepared, Release]]:

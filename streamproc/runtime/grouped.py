@@ -58,13 +58,14 @@ class Grouping:
         *,
         eos: bool,
         conf: dict[str, Any],
+        group: str,
     ) -> None:
         spec = flow.anonymity
         assert spec is not None
         self.flow, self.spec = flow, spec
         self.topic = flow.topology.source.topic
         self.state_topic, self.n_state = state_topic, max(1, state_partitions)
-        self.eos, self.conf = eos, conf
+        self.eos, self.conf, self.group = eos, conf, group
         over = flow.topology.anonymity
         delay = spec.privacy.max_delay_ms
         if over.max_delay_ms is not None:
@@ -120,7 +121,9 @@ class Grouping:
         reader = Consumer(
             {
                 **self.conf,
-                "group.id": f"{self.state_topic}-reader",
+                # The hot path's group (the ACL plan grants it READ): an assign()-only
+                # consumer neither joins it nor commits to it.
+                "group.id": self.group,
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
@@ -182,14 +185,15 @@ class Grouping:
             value, key, topic, p, o, ts = item
             self.next_offset[p] = o + 1
             out = prepare(value, key=key, topic=topic, partition=p, offset=o, timestamp_ms=ts)
-            if isinstance(out, DeadLetter):
-                ready.append((item, out))
-                continue
             groups = self.groups.get(p)
             if groups is None:  # not assigned through on_assign (should not happen)
                 groups = self.groups[p] = PartitionGroups(
                     self._anonymizer(), p, skip_pinned=self.eos
                 )
+            if isinstance(out, DeadLetter):
+                if groups.dead(o):
+                    ready.append((item, out))
+                continue
             got = groups.offer(out, now_ms)
             if isinstance(got, Release):
                 ready.append((item, self.flow.finish(out, got.values)))
@@ -212,12 +216,11 @@ class Grouping:
         finish = self.flow.finish
         for p, g in self.groups.items():
             pairs = g.poll(now_ms)
-            if not pairs:
-                continue
             for rec, rel in pairs:
                 rows.append((_item(rec), finish(rec, rel.values), rel))
                 self.ncp_sum = [a + b for a, b in zip(self.ncp_sum, rel.ncp, strict=True)]
             self.released += len(pairs)
+            # Also the pins of dead letters produced since the last call.
             pins.extend((p % self.n_state, key, value) for key, value in g.pin_messages())
         return rows, pins
 

@@ -101,7 +101,12 @@ def add_hot_path(
             # Records wait for their group in this process: a k route is never offloaded.
             state = state_topics[topo.name]
             grouping = Grouping(
-                flow, state, counts[state], eos=guarantee == "exactly_once", conf=conf
+                flow,
+                state,
+                counts[state],
+                eos=guarantee == "exactly_once",
+                conf=conf,
+                group=spec.group,
             )
         n_helpers = 0 if grouping is not None else offload
         helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(n_helpers)]

@@ -153,8 +153,21 @@ def _lineage_event(settings: Settings, topo: Topology, flow: SanitizeFlow) -> st
         policy_fingerprint=flow.plan.fingerprint,
         key_versions=flow.plan.key_versions,
         run_id=str(uuid.uuid4()),
+        anonymity=_stream_anonymity(topo, flow),
     )
     return to_json(event)
+
+
+def _stream_anonymity(topo: Topology, flow: SanitizeFlow) -> dict[str, Any] | None:
+    """The facet's bound for the worker: the schema's, with the delay the deployment runs
+    (measured figures are metrics in a stream: streamproc_information_loss and others)."""
+    spec = flow.anonymity
+    if spec is None:
+        return None
+    delay = spec.privacy.max_delay_ms
+    if topo.anonymity.max_delay_ms is not None:
+        delay = min(delay, topo.anonymity.max_delay_ms)
+    return {**spec.facet(), "maxDelayMs": delay, "maxBuffered": topo.anonymity.max_buffered}
 
 
 def _add_audit_tasks(app: faust.App, audit: AuditLog, metrics: WorkerMetrics) -> None:

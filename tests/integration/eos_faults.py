@@ -12,6 +12,7 @@ coordinate is counted.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -25,11 +26,13 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from fastavro import schemaless_reader
 
 from streamproc.keys import Keyring
 from streamproc.localkafka import BrokerSpec, LocalKafka
 from streamproc.pipeline import H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import compile_plan
+from streamproc.risk import measure
 from streamproc.testing.customers import customer_records, single_object
 from tests.integration.workers import WorkerProcess
 
@@ -55,6 +58,8 @@ class Outcome:
     restarts: int = 0  # exits of the worker itself, restarted as a supervisor would
     seconds: float = 0.0
     dead_letters: int = 0
+    k_min: int | None = None  # over the sink, on the schema's quasi-identifiers (k = 5)
+    suppressed: int = 0
 
     @property
     def lost(self) -> int:
@@ -155,7 +160,8 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
         f.result(30)
     keyring = Keyring.generate()
     keyring.save(work / "keyring.json")
-    schema = compile_plan(SCHEMA, keyring).source_schema
+    plan = compile_plan(SCHEMA, keyring)
+    schema = plan.source_schema
     base = [single_object(schema, r) for r, _ in customer_records(1000, seed=5)]
     # Every 500th record is not Avro: the dead letters must be exactly-once too.
     values = [b"not avro" if i % 500 == 499 else base[i % len(base)] for i in range(n)]
@@ -220,10 +226,16 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
         out.seconds = time.monotonic() - t0
     finally:
         worker.stop()  # also when the scenario failed: no worker outlives its broker
+    released = []
     for m in msgs:
         h = dict(m.headers() or ())
         out.seen[(int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET]))] += 1
         out.dead_letters += m.topic() == dlq
+        if m.topic() == sink:
+            released.append(schemaless_reader(io.BytesIO(m.value()[10:]), plan.derived_schema))
+    assert plan.anonymity is not None
+    risk = measure(released, list(plan.anonymity.fields), k=plan.anonymity.k)
+    out.k_min, out.suppressed = risk.k_min, risk.suppressed
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-ends"})
     try:
         for part in range(PARTITIONS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.request
@@ -50,7 +51,8 @@ def _coords(msgs) -> list[tuple[int, int]]:
 def test_kill_9_twice_loses_nothing(
     kafka_bootstrap, make_topic, worker_factory, tmp_path, capsys
 ) -> None:
-    n = 200_000
+    # 100k keeps make test short; STREAMPROC_CRASH_RECORDS=200000 is the size the issue quotes.
+    n = int(os.environ.get("STREAMPROC_CRASH_RECORDS", "100000"))
     source, sink, dlq, topo, kr_path, keyring = _setup(make_topic, tmp_path, 3)
     produce(kafka_bootstrap, source, _values(keyring, n))
     args = ("--topology", str(topo), "--keyring", str(kr_path), "--app-id", f"crash-{source}")

@@ -8,9 +8,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from streamproc.config.settings import Settings
+from streamproc.config.topology import load_topology
 from streamproc.keys import Keyring
 from streamproc.lineage.events import run_event, to_json
+from streamproc.pipeline import SanitizeFlow
 from streamproc.policy import compile_plan
+from streamproc.runtime.wiring import _lineage_event
 
 ROOT = Path(__file__).resolve().parents[3]
 KEYRING = Keyring.generate()
@@ -64,3 +68,16 @@ def test_absent_without_a_bound_and_a_bad_entry_fails_the_schema() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, FACET_SCHEMA)
+
+
+def test_the_worker_start_event_carries_the_bound_it_runs() -> None:
+    topo = load_topology(ROOT / "topologies" / "customers.yaml")
+    plan = compile_plan(topo.source.schema, KEYRING)
+    flow = SanitizeFlow(topo, plan, KEYRING)
+    event = json.loads(_lineage_event(Settings(broker="127.0.0.1:9092"), topo, flow))
+    f = event["outputs"][0]["facets"]["streamproc_policy"]
+    jsonschema.validate(f, FACET_SCHEMA)
+    # The shipped topology lowers the schema's 60 s to 30 s and caps the buffer.
+    assert f["anonymity"]["k"] == 5
+    assert f["anonymity"]["maxDelayMs"] == 30_000
+    assert f["anonymity"]["maxBuffered"] == 2_000

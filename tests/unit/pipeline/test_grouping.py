@@ -28,6 +28,7 @@ from streamproc.anonymity import StreamAnonymizer, parse_ladder
 from streamproc.pipeline.grouping import PartitionGroups, Prepared, read_state
 from tests.unit.anonymity.strategies import covers, freeze, table, violations
 
+DEAD = ("dead letter",)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -67,13 +68,18 @@ class Sim:
         self.out.extend(rows)
         return False
 
-    def step(self, rec: Prepared, *, crash_after_pin: bool = False) -> bool:
-        """Read one record at the current clock; True if the worker died mid-send."""
+    def step(self, rec: Prepared, *, bad: bool = False, crash_after_pin: bool = False) -> bool:
+        """Read one record at the current clock; True if the worker died mid-send. A ``bad``
+        record is a dead letter: produced at once, outside any group."""
         self.next = rec.offset + 1
-        got = self.g.offer(rec, self.clock)
-        rows = []
-        if not isinstance(got, bool):
-            rows.append((rec.offset, got.values))
+        rows: list[tuple[int, tuple[Any, ...]]] = []
+        if bad:
+            if self.g.dead(rec.offset):
+                rows.append((rec.offset, DEAD))
+        else:
+            got = self.g.offer(rec, self.clock)
+            if not isinstance(got, bool):
+                rows.append((rec.offset, got.values))
         rows += [(r.offset, rel.values) for r, rel in self.g.poll(self.clock)]
         return self._rows(rows, crash_after_pin=crash_after_pin)
 
@@ -109,11 +115,13 @@ def runs(draw: Any) -> tuple[Any, ...]:
     events = draw(
         st.lists(st.sampled_from([0, 0, 0, 1, 1, 2, 3]), min_size=len(rows), max_size=len(rows))
     )
-    return ladders, rows, sens, k, l_div, draw(st.integers(0, 100)), gaps, events
+    bad = draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+    bad = [b and i % 3 == 0 for i, b in enumerate(bad)]  # about one in six is a dead letter
+    return ladders, rows, sens, k, l_div, draw(st.integers(0, 100)), gaps, events, bad
 
 
 def run(params: tuple[Any, ...], eos: bool) -> Sim:
-    ladders, rows, sens, k, l_div, delay, gaps, events = params
+    ladders, rows, sens, k, l_div, delay, gaps, events, bad = params
     sim = Sim(ladders, k, l_div, delay, eos)
     crashes = 0
     while sim.pos < len(rows):
@@ -121,7 +129,7 @@ def run(params: tuple[Any, ...], eos: bool) -> Sim:
         sim.clock += gaps[i]
         sim.tick(sim.clock)
         ev = events[i] if crashes < 6 else 0
-        died = sim.step(prepared(i, rows[i], sens[i]), crash_after_pin=ev == 3)
+        died = sim.step(prepared(i, rows[i], sens[i]), bad=bad[i], crash_after_pin=ev == 3)
         sim.pos = i + 1
         if died or ev == 2:
             crashes += 1
@@ -137,19 +145,22 @@ def run(params: tuple[Any, ...], eos: bool) -> Sim:
 
 def check_output(sim: Sim, params: tuple[Any, ...], *, exactly_once: bool) -> None:
     ladders, rows, sens, k, l_div = params[:5]
+    bad = params[-1]
     by_offset: dict[int, set[tuple[Any, ...]]] = defaultdict(set)
     count: dict[int, int] = defaultdict(int)
     for o, values in sim.out:
         by_offset[o].add(tuple(freeze(v) for v in values))
         count[o] += 1
-        for lad, raw, v in zip(ladders, rows[o], values, strict=True):
-            assert covers(lad, raw, v)
+        assert (values == DEAD) == bad[o]
+        if values != DEAD:
+            for lad, raw, v in zip(ladders, rows[o], values, strict=True):
+                assert covers(lad, raw, v)
     assert sorted(by_offset) == list(range(len(rows))), "a source offset was lost"
     if exactly_once:
         assert all(n == 1 for n in count.values()), "a record was produced twice"
     # A duplicate (at_least_once) shows the same cells: nothing for a consumer to intersect.
     assert all(len(v) == 1 for v in by_offset.values())
-    first = {o: values for o, values in reversed(sim.out)}
+    first = {o: values for o, values in reversed(sim.out) if values != DEAD}
     order = sorted(first)
     assert not violations([first[o] for o in order], [sens[o] for o in order], k, l_div)
 
