@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Hashable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,9 +114,16 @@ class StreamAnonymizer:
         self._fixed = [d is not None for d in self._doms]
         self._buf: dict[int, _Entry] = {}
         self._heap: list[tuple[int, int]] = []  # (deadline, seq), lazily pruned
-        self._index: list[list[dict[Cell, set[int]]]] = [
+        # Per QI and level: cell -> bitmask of the buffer slots holding it. Slots are reused
+        # (lowest free first), so a mask has about as many bits as records are buffered and
+        # intersecting two is a few machine words per 64 records.
+        self._index: list[list[dict[Cell, int]]] = [
             [{} for _ in range(lad.top)] for lad in self.ladders
         ]
+        self._slot_of: dict[int, int] = {}  # seq -> slot
+        self._seq_at: dict[int, int] = {}  # slot -> seq
+        self._free: list[int] = []  # free slots below _next_slot (a heap)
+        self._next_slot = 0
         self._published: dict[tuple[int, ...], set[Combo]] = {}
         self._seq = 0
         self._ids: set[Hashable] = set()
@@ -146,9 +152,17 @@ class StreamAnonymizer:
         e = _Entry(seq, item_id, tuple(qi), tuple(sensitive or ()), arrival_ms, cells)
         self._buf[seq] = e
         self._ids.add(item_id)
+        if self._free:
+            slot = heapq.heappop(self._free)
+        else:
+            slot, self._next_slot = self._next_slot, self._next_slot + 1
+        self._slot_of[seq], self._seq_at[slot] = slot, seq
+        bit = 1 << slot
         for j, per_level in enumerate(cells):
+            index = self._index[j]
             for lv, c in enumerate(per_level[:-1]):
-                self._index[j][lv].setdefault(c, set()).add(seq)
+                level = index[lv]
+                level[c] = level.get(c, 0) | bit
             self._grow_domain(j, qi[j])
         heapq.heappush(self._heap, (arrival_ms + self.max_delay_ms, seq))
 
@@ -249,6 +263,21 @@ class StreamAnonymizer:
                     best = (loss, levels)
         return best
 
+    def _seqs(self, mask: int) -> list[int]:
+        """The buffered records (seqs) of a slot bitmask."""
+        out = []
+        seq_at = self._seq_at
+        while mask:
+            low = mask & -mask
+            out.append(seq_at[low.bit_length() - 1])
+            mask ^= low
+        return out
+
+    def _valid_mask(self, mask: int, size: int) -> bool:
+        if size < self.k:
+            return False
+        return self.l <= 1 or self._valid(self._seqs(mask))
+
     def _form_group(self, e: _Entry) -> tuple[list[int], tuple[int, ...]] | None:
         """Top-down: specialize e's cells while >= k buffered records (l-diverse) share them.
 
@@ -258,30 +287,30 @@ class StreamAnonymizer:
         """
         if not self._valid(self._buf.keys()):
             return None
-        members: AbstractSet[int] | None = None  # None: every buffered record
+        members = -1  # every buffered record (all bits set)
         levels = list(self._tops)
         while True:
             # Highest NCP first; among equals the first QI, so ties resolve in field order.
             order = sorted((-self._ncp(e, j, cur), j) for j, cur in enumerate(levels) if cur > 0)
-            best: tuple[float, int, AbstractSet[int]] | None = None
+            best: tuple[float, int, int, int] | None = None  # gain, QI, mask, size
             for neg, j in order:
                 gain = -neg
                 if best is not None and gain < best[0]:
                     break
                 lv = levels[j] - 1
-                index: AbstractSet[int] = self._index[j][lv].get(e.cells[j][lv], _EMPTY)
-                sub = index if members is None else index & members
-                if len(sub) < self.k or not self._valid(sub):
+                sub = self._index[j][lv].get(e.cells[j][lv], 0) & members
+                size = sub.bit_count()
+                if not self._valid_mask(sub, size):
                     continue
-                if best is None or len(sub) > len(best[2]):
-                    best = (gain, j, sub)
+                if best is None or size > best[3]:
+                    best = (gain, j, sub, size)
             if best is None:
                 break
-            _, j, members = best
+            _, j, members, _ = best
             levels[j] -= 1
-        if tuple(levels) == self._tops or members is None:
+        if tuple(levels) == self._tops or members < 0:
             return None
-        return self._pick(e, set(members)), tuple(levels)
+        return self._pick(e, set(self._seqs(members))), tuple(levels)
 
     def _pick(self, e: _Entry, members: set[int]) -> list[int]:
         """e plus k-1 others, oldest first, taking new sensitive values first to reach l."""
@@ -321,12 +350,19 @@ class StreamAnonymizer:
     ) -> Release:
         del self._buf[e.seq]
         self._ids.discard(e.item_id)
+        slot = self._slot_of.pop(e.seq)
+        del self._seq_at[slot]
+        heapq.heappush(self._free, slot)
+        keep = ~(1 << slot)
         for j, per_level in enumerate(e.cells):
+            index = self._index[j]
             for lv, c in enumerate(per_level[:-1]):
-                bucket = self._index[j][lv][c]
-                bucket.discard(e.seq)
-                if not bucket:
-                    del self._index[j][lv][c]
+                level = index[lv]
+                mask = level[c] & keep
+                if mask:
+                    level[c] = mask
+                else:
+                    del level[c]
         combo = self._combo(e, levels)
         suppressed = all(c is None for c in combo)
         ncp = tuple(self._ncp(e, j, lv) for j, lv in enumerate(levels))

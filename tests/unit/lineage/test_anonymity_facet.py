@@ -80,4 +80,4 @@ def test_the_worker_start_event_carries_the_bound_it_runs() -> None:
     # The shipped topology lowers the schema's 60 s to 30 s and caps the buffer.
     assert f["anonymity"]["k"] == 5
     assert f["anonymity"]["maxDelayMs"] == 30_000
-    assert f["anonymity"]["maxBuffered"] == 2_000
+    assert f["anonymity"]["maxBuffered"] == 5_000
