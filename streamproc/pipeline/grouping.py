@@ -52,7 +52,7 @@ class Prepared:
     """
 
     key: bytes | None
-    value: bytes
+    value: bytes | None
     clean: dict[str, Any]
     headers: Headers
     fingerprint: int

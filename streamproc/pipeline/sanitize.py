@@ -178,23 +178,13 @@ class SanitizeFlow:
         self.stats.records_in += 1
         coords = self._coords(topic, partition, offset)
         try:
-            if value is None:
-                raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
-            record, ws = self.decoder.decode(value)
-            if self.budget is not None:
-                self.budget.at(timestamp_ms)
+            record, ws = self._decode(value, timestamp_ms)
             clean = self._sanitize(record)
             out = self.encoder.encode(clean)
             if self.exposure is not None:
                 self.exposure.add(clean)
-        except RecordError as exc:
-            return self._dead_letter(
-                key, value, exc.reason, str(exc), coords, topic, partition, offset
-            )
         except Exception as exc:  # a bug must not stop the stream nor leak the value
-            return self._dead_letter(
-                key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
-            )
+            return self._failed(exc, key, value, coords, topic, partition, offset)
         self.stats.records_out += 1
         return Sanitized(
             self.key_pseudonym(key),
@@ -221,22 +211,12 @@ class SanitizeFlow:
         self.stats.records_in += 1
         coords = self._coords(topic, partition, offset)
         try:
-            if value is None:
-                raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
-            record, ws = self.decoder.decode(value)
-            if self.budget is not None:
-                self.budget.at(timestamp_ms)
+            record, ws = self._decode(value, timestamp_ms)
             clean = self.plan.sanitize(record)
             qi = spec.quasi(record)
             sens = spec.sensitive_values(clean)
-        except RecordError as exc:
-            return self._dead_letter(
-                key, value, exc.reason, str(exc), coords, topic, partition, offset
-            )
         except Exception as exc:  # a bug must not stop the stream nor leak the value
-            return self._dead_letter(
-                key, value, "internal_error", type(exc).__name__, coords, topic, partition, offset
-            )
+            return self._failed(exc, key, value, coords, topic, partition, offset)
         headers = self.lineage_headers(coords, ws.fingerprint, timestamp_ms)
         return Prepared(
             self.key_pseudonym(key), value, clean, headers, ws.fingerprint,
@@ -252,18 +232,40 @@ class SanitizeFlow:
             out = self.encoder.encode(clean)
             if self.exposure is not None:
                 self.exposure.add(clean)
-        except RecordError as exc:
-            return self._fail(rec, exc.reason, str(exc))
         except Exception as exc:  # a bug must not stop the stream nor leak the value
-            return self._fail(rec, "internal_error", type(exc).__name__)
+            coords = self._coords(rec.topic, rec.partition, rec.offset)
+            return self._failed(
+                exc, rec.source_key, rec.value, coords, rec.topic, rec.partition, rec.offset
+            )
         self.stats.records_out += 1
         return Sanitized(rec.key, out, rec.headers, rec.fingerprint)
 
-    def _fail(self, rec: Prepared, reason: str, message: str) -> DeadLetter:
-        coords = self._coords(rec.topic, rec.partition, rec.offset)
-        return self._dead_letter(
-            rec.source_key, rec.value, reason, message, coords, rec.topic, rec.partition, rec.offset
-        )
+    def _decode(self, value: bytes | None, timestamp_ms: int | None) -> tuple[Any, Any]:
+        """The source record and its writer schema; the budget ledger set to its time."""
+        if value is None:
+            raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
+        record, ws = self.decoder.decode(value)
+        if self.budget is not None:
+            self.budget.at(timestamp_ms)
+        return record, ws
+
+    def _failed(
+        self,
+        exc: Exception,
+        key: bytes | None,
+        value: bytes | None,
+        coords: Headers,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> DeadLetter:
+        """The dead letter of a record that failed: a RecordError's reason and message (paths
+        and types), any other exception as internal_error with its type name only."""
+        if isinstance(exc, RecordError):
+            reason, message = exc.reason, str(exc)
+        else:
+            reason, message = "internal_error", type(exc).__name__
+        return self._dead_letter(key, value, reason, message, coords, topic, partition, offset)
 
     def _coords(self, topic: str, partition: int, offset: int) -> Headers:
         where = self._source_headers.get((topic, partition))
