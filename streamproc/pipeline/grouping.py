@@ -208,6 +208,11 @@ class PartitionGroups:
     def buffered(self) -> int:
         return len(self._held)
 
+    @property
+    def pinned(self) -> int:
+        """Pins read from the state topic not yet met again (re-reads still to come)."""
+        return len(self._pins)
+
     def commit_offset(self, next_offset: int) -> int:
         """Where this partition may be committed: its oldest buffered offset, else
         ``next_offset`` (one past the last record read)."""

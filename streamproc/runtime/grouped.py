@@ -103,7 +103,7 @@ class Grouping:
             "topology %s: k-anonymity state loaded for partitions %s (%d pins)",
             self.flow.topology.name,
             ",".join(map(str, sorted(committed))),
-            sum(len(g._pins) for p, g in self.groups.items() if p in committed),
+            sum(self.groups[p].pinned for p in committed),
         )
 
     def drop(self, partitions: Sequence[int]) -> None:

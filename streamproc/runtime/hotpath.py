@@ -183,7 +183,12 @@ def ensure_outputs(
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
+        # A topic just created may be missing from the next metadata for a moment.
+        deadline = time.monotonic() + 30
         md = admin.list_topics(timeout=30)
+        while not all(n in md.topics for n in names) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            md = admin.list_topics(timeout=30)
     return {name: max(1, len(md.topics[name].partitions)) for name in names}
 
 
@@ -493,12 +498,7 @@ class HotPath:
                 self._wait_for_queue()
                 produce(target, out.value, out.key, part, headers=out.headers, timestamp=ts or 0)
             except KafkaException as exc:
-                # The transaction is in an error state (e.g. a send failed while the broker
-                # was away): the whole interval goes.
-                log.warning("produce refused (%s): aborting and rewinding", exc.args[0].name())
-                if exc.args[0].fatal():
-                    self._reset_producer()
-                raise _Rewind() from None
+                self._refused(exc, "produce")
             if ts:
                 stamps.append(ts)
         now_ms = time.time() * 1000
@@ -599,10 +599,15 @@ class HotPath:
             self._wait_for_queue()
             self.producer.produce(topic, value, key, partition)
         except KafkaException as exc:
-            log.warning("state produce refused (%s): aborting and rewinding", exc.args[0].name())
-            if exc.args[0].fatal():
-                self._reset_producer()
-            raise _Rewind() from None
+            self._refused(exc, "state produce")
+
+    def _refused(self, exc: KafkaException, what: str) -> None:
+        """A produce the producer refused: the transaction is in an error state (e.g. a send
+        failed while the broker was away), so the whole interval goes."""
+        log.warning("%s refused (%s): aborting and rewinding", what, exc.args[0].name())
+        if exc.args[0].fatal():
+            self._reset_producer()
+        raise _Rewind() from None
 
     def _k_state_at_commit(self) -> list[tuple[str, int, bytes, bytes | None]]:
         out: list[tuple[str, int, bytes, bytes | None]] = []
