@@ -108,6 +108,14 @@ class TransformError(RecordError):
     reason = "transform_error"
 
 
+class BudgetKeyError(RecordError):
+    """A budgeted record cannot be charged durably: its Kafka key is not its subject, or its
+    subject was charged on another source partition (the worker keeps a subject's budget with
+    the partition that carries it, so the key must be the subject)."""
+
+    reason = "budget_key_mismatch"
+
+
 class EncodeError(RecordError):
     """A sanitized record does not encode with the derived schema."""
 

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from streamproc.budget.ledger import Account, BudgetError, BudgetLedger, BudgetStats
+from streamproc.budget.ledger import (
+    Account,
+    BudgetError,
+    BudgetLedger,
+    BudgetStats,
+    subject_key,
+)
 from streamproc.budget.pseudonyms import SubjectPseudonyms
 
-__all__ = ["Account", "BudgetError", "BudgetLedger", "BudgetStats", "SubjectPseudonyms"]
+__all__ = [
+    "Account",
+    "BudgetError",
+    "BudgetLedger",
+    "BudgetStats",
+    "SubjectPseudonyms",
+    "subject_key",
+]

@@ -10,6 +10,12 @@ Amounts are integer nano-epsilons, converted exactly from the decimal form of th
 (cost rounded up, budget down), so no float rounding ever lets one more release through.
 A record whose event time lies more than one window before the newest one the subject's
 account has seen is refused too: the ledger only keeps two windows of history per account.
+
+In the worker the ledger is *keyed* (:meth:`BudgetLedger.keyed`): each record is charged
+within its source partition (``at(..., scope=partition, key=record_key)``), its Kafka key
+must be its subject (:func:`subject_key`), and a subject stays with the partition it was
+first charged on, so that one partition's owner holds, persists and restores the whole of
+every budget it charges (a record breaking either rule is a :class:`BudgetKeyError`).
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import bisect
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from streamproc.errors import StreamprocError
+from streamproc.errors import BudgetKeyError, StreamprocError
 
 UNITS = 10**9  # ledger units per epsilon
 DAY_MS = 86_400_000
@@ -38,6 +45,23 @@ def to_units(epsilon: float, *, round_up: bool) -> int:
     """Exact integer units of ``epsilon`` (its shortest decimal form), rounded as asked."""
     exact = Fraction(repr(float(epsilon))) * UNITS
     return math.ceil(exact) if round_up else math.floor(exact)
+
+
+def subject_key(value: Any) -> bytes | None:
+    """The Kafka key a record of this subject carries in the worker: a string's (or a
+    uuid's string form's) UTF-8, an int's decimal digits, bytes as they are; None for any
+    other type (such a subject cannot be keyed)."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value).encode("ascii")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value).encode("ascii")
+    return None
 
 
 @dataclass(frozen=True)
@@ -119,6 +143,11 @@ class BudgetLedger:
         self._subjects: dict[bytes, _Subject] = {}
         self._accounts: dict[str, Account] = {}
         self._dirty: set[bytes] = set()
+        # Keyed (the worker): the current record's partition and key, each subject's partition.
+        self._keyed = False
+        self._scope: int | None = None
+        self._record_key: bytes | None = None
+        self._home: dict[bytes, int] = {}
         self.exhausted_subjects = 0
         self.refused = 0
         self._spent_units = 0
@@ -146,9 +175,30 @@ class BudgetLedger:
 
     # --- time ----------------------------------------------------------------------------
 
-    def at(self, event_ms: int | None) -> None:
-        """Set the event time of the records that follow (None: use the clock)."""
+    def at(
+        self, event_ms: int | None, *, scope: int | None = None, key: bytes | None = None
+    ) -> None:
+        """Set the event time of the records that follow (None: use the clock); keyed, also
+        the record's source partition and Kafka key."""
         self._event_ms = event_ms
+        self._scope = scope
+        self._record_key = key
+
+    def keyed(self) -> None:
+        """Charge every record within its partition, and only under its subject's key."""
+        self._keyed = True
+
+    @property
+    def is_keyed(self) -> bool:
+        return self._keyed
+
+    def check_subject(self, value: Any) -> None:
+        """Keyed: refuse a record whose Kafka key is not this subject (no value in the error)."""
+        if self._keyed and (self._record_key is None or subject_key(value) != self._record_key):
+            raise BudgetKeyError(
+                "a budgeted record's Kafka key must be its subject: key the source records by "
+                "the subject field's value"
+            )
 
     def now_ms(self) -> int:
         return self._clock() if self._event_ms is None else self._event_ms
@@ -164,6 +214,14 @@ class BudgetLedger:
         spend = subject.accounts.get(acc.name)
         if spend is None:
             spend = subject.accounts[acc.name] = _Spend()
+        if self._keyed:
+            home = self._home.setdefault(pseudonym, self._scope)  # type: ignore[arg-type]
+            if home != self._scope:
+                raise BudgetKeyError(
+                    "a budgeted subject's records arrive on two source partitions (the "
+                    "partitioner differs between producers, or partitions were added)",
+                    reason="budget_partition_mismatch",
+                )
         self._dirty.add(pseudonym)
         newest = spend.newest
         if newest is not None and t <= newest - acc.window_ms:
@@ -235,6 +293,23 @@ class BudgetLedger:
         dirty, self._dirty = self._dirty, set()
         return dirty
 
+    def home(self, pseudonym: bytes) -> int | None:
+        """Keyed: the partition the subject is charged on."""
+        return self._home.get(pseudonym)
+
+    def held(self, scopes: set[int]) -> list[bytes]:
+        """Keyed: the subjects charged on any of ``scopes``."""
+        return [p for p, h in self._home.items() if h in scopes]
+
+    def forget(self, pseudonyms: list[bytes]) -> None:
+        """Drop subjects' state (their partition went to another owner, or is reloaded)."""
+        for p in pseudonyms:
+            subject = self._subjects.pop(p, None)
+            if subject is not None and subject.exhausted:
+                self.exhausted_subjects -= 1
+            self._home.pop(p, None)
+            self._dirty.discard(p)
+
     def snapshot(self, pseudonym: bytes) -> bytes:
         """One subject's state as bytes (pseudonymous: account names, times, noisy values)."""
         subject = self._subjects.get(pseudonym) or _Subject()
@@ -253,8 +328,9 @@ class BudgetLedger:
         }
         return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
-    def restore(self, pseudonym: bytes, data: bytes) -> None:
-        """Load one subject's state written by :meth:`snapshot` (replacing what is held)."""
+    def restore(self, pseudonym: bytes, data: bytes, *, scope: int | None = None) -> None:
+        """Load one subject's state written by :meth:`snapshot` (replacing what is held);
+        keyed, ``scope`` is the partition it was charged on."""
         try:
             doc = json.loads(data)
             if doc["v"] != _SNAPSHOT_VERSION:
@@ -274,3 +350,5 @@ class BudgetLedger:
         if subject.exhausted:
             self.exhausted_subjects += 1
         self._subjects[pseudonym] = subject
+        if scope is not None:
+            self._home[pseudonym] = scope

@@ -178,7 +178,7 @@ class SanitizeFlow:
         self.stats.records_in += 1
         coords = self._coords(topic, partition, offset)
         try:
-            record, ws = self._decode(value, timestamp_ms)
+            record, ws = self._decode(value, timestamp_ms, partition, key)
             clean = self._sanitize(record)
             out = self.encoder.encode(clean)
             if self.exposure is not None:
@@ -211,7 +211,7 @@ class SanitizeFlow:
         self.stats.records_in += 1
         coords = self._coords(topic, partition, offset)
         try:
-            record, ws = self._decode(value, timestamp_ms)
+            record, ws = self._decode(value, timestamp_ms, partition, key)
             clean = self.plan.sanitize(record)
             qi = spec.quasi(record)
             sens = spec.sensitive_values(clean)
@@ -240,13 +240,16 @@ class SanitizeFlow:
         self.stats.records_out += 1
         return Sanitized(rec.key, out, rec.headers, rec.fingerprint)
 
-    def _decode(self, value: bytes | None, timestamp_ms: int | None) -> tuple[Any, Any]:
-        """The source record and its writer schema; the budget ledger set to its time."""
+    def _decode(
+        self, value: bytes | None, timestamp_ms: int | None, partition: int, key: bytes | None
+    ) -> tuple[Any, Any]:
+        """The source record and its writer schema; the budget ledger set to its time (and,
+        keyed in the worker, to its partition and key)."""
         if value is None:
             raise RecordError("tombstone (null value) on a raw topic", reason="null_value")
         record, ws = self.decoder.decode(value)
         if self.budget is not None:
-            self.budget.at(timestamp_ms)
+            self.budget.at(timestamp_ms, scope=partition, key=key)
         return record, ws
 
     def _failed(

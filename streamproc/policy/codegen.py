@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from streamproc.errors import PolicyError, TransformError
+from streamproc.errors import PolicyError, RecordError, TransformError
 
 Sanitize = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -108,6 +108,10 @@ def make_fail(
                     fn(r, up, u)
                 except TransformError:
                     raise
+                except RecordError as exc:  # a refusal with its own reason (DP budget keys)
+                    raise type(exc)(
+                        f"schema {label}: field {fpath}: {exc}", reason=exc.reason
+                    ) from None
                 except Exception as exc:
                     problem = type(exc).__name__
             if problem is not None:

@@ -16,27 +16,19 @@ It holds output values (generalized cells) only, never a raw value.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
 from streamproc.anonymity import Release, StreamAnonymizer
-from streamproc.errors import StreamprocError
 from streamproc.pipeline import Outcome, SanitizeFlow
-from streamproc.pipeline.grouping import PartitionGroups, Prepared, read_state
+from streamproc.pipeline.grouping import PartitionGroups, Prepared
+from streamproc.pipeline.grouping import read_state as partition_state
 from streamproc.pipeline.outcome import DeadLetter
+from streamproc.runtime.statetopic import marks_caught_up, read_state
 
 log = logging.getLogger("streamproc.runtime.grouped")
 
-# How long a new owner waits for the state of the last committed transaction to be readable.
-STATE_READ_TIMEOUT_S = 60.0
 Item = tuple[bytes | None, bytes | None, str, int, int, int | None]
-
-
-class GroupingError(StreamprocError):
-    """The anonymity state topic could not be read (the worker exits and is restarted)."""
 
 
 def state_topic_name(app_id: str, topology: str) -> str:
@@ -93,7 +85,7 @@ class Grouping:
             return
         messages = self._read_state(committed)
         for p, c in committed.items():
-            state = read_state(p, messages.get(p % self.n_state, []), max(c, 0))
+            state = partition_state(p, messages.get(p % self.n_state, []), max(c, 0))
             self.groups[p] = PartitionGroups(
                 self._anonymizer(), p, skip_pinned=self.eos, state=state
             )
@@ -115,64 +107,16 @@ class Grouping:
 
     def _read_state(self, committed: dict[int, int]) -> dict[int, list[tuple[bytes, Any]]]:
         """Every message of the state partitions the ``committed`` partitions map to, read
-        committed, until each partition's ``cmt`` marker shows its committed offset
-        (exactly_once; the last transaction's markers may land a moment after its offsets)."""
-        wanted = sorted({p % self.n_state for p in committed})
-        reader = Consumer(
-            {
-                **self.conf,
-                # The hot path's group (the ACL plan grants it READ): an assign()-only
-                # consumer neither joins it nor commits to it.
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
+        until each partition's ``cmt`` marker shows its committed offset (exactly_once)."""
+        return read_state(
+            self.conf,
+            self.group,
+            self.state_topic,
+            [p % self.n_state for p in committed],
+            b"cmt/",
+            lambda marks: marks_caught_up(self.eos, committed, marks),
+            f"topology {self.flow.topology.name}",
         )
-        out: dict[int, list[tuple[bytes, Any]]] = {sp: [] for sp in wanted}
-        try:
-            parts = [TopicPartition(self.state_topic, sp, OFFSET_BEGINNING) for sp in wanted]
-            reader.assign(parts)
-            marks: dict[int, int] = {}
-            at_eof: set[int] = set()
-            deadline = time.monotonic() + STATE_READ_TIMEOUT_S
-            while True:
-                msg: Any
-                for msg in reader.consume(1000, 0.2):
-                    m = msg  # Message accessors are typed Optional; these are set
-                    err = m.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            at_eof.add(m.partition())
-                            continue
-                        if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                            return out  # no state yet
-                        raise GroupingError(f"reading {self.state_topic}: {err.name()}")
-                    at_eof.discard(m.partition())
-                    key, value = m.key() or b"", m.value()
-                    out[m.partition()].append((key, value))
-                    if key.startswith(b"cmt/") and value is not None:
-                        marks[int(key[4:])] = int(value)
-                if at_eof >= set(wanted) and self._caught_up(committed, marks):
-                    return out
-                if time.monotonic() > deadline:
-                    if at_eof >= set(wanted):
-                        log.warning(
-                            "topology %s: the state of the last transaction did not show "
-                            "within %.0f s; going on with what is there",
-                            self.flow.topology.name,
-                            STATE_READ_TIMEOUT_S,
-                        )
-                        return out
-                    raise GroupingError(f"reading {self.state_topic}: timed out")
-        finally:
-            reader.close()
-
-    def _caught_up(self, committed: dict[int, int], marks: dict[int, int]) -> bool:
-        if not self.eos:
-            return True
-        # A partition without a marker never committed a k-anonymous transaction.
-        return all(marks.get(p, c) >= c for p, c in committed.items() if c >= 0)
 
     # --- the data path ---------------------------------------------------------------------
 

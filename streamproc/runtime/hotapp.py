@@ -21,6 +21,7 @@ from streamproc.config.topology import Topology, safe_name
 from streamproc.errors import ConfigError
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline import SanitizeFlow
+from streamproc.runtime.budgeted import BudgetState, budget_topic_name
 from streamproc.runtime.grouped import Grouping, state_topic_name
 from streamproc.runtime.hotpath import (
     BlockingFlowProcess,
@@ -87,11 +88,13 @@ def add_hot_path(
         else None,
     )
     conf = settings.kafka_config()
-    state_topics = {
-        f.topology.name: state_topic_name(app_id, f.topology.name)
-        for f in flows
-        if f.anonymity is not None
-    }
+    state_topics: dict[str, list[str]] = {}
+    for f in flows:
+        name = f.topology.name
+        if f.anonymity is not None:
+            state_topics.setdefault(name, []).append(state_topic_name(app_id, name))
+        if f.budget is not None:
+            state_topics.setdefault(name, []).append(budget_topic_name(app_id, name))
     counts = ensure_outputs(conf, flows, state_topics)
     routes = {}
     for flow in flows:
@@ -99,7 +102,7 @@ def add_hot_path(
         grouping = None
         if flow.anonymity is not None:
             # Records wait for their group in this process: a k route is never offloaded.
-            state = state_topics[topo.name]
+            state = state_topic_name(app_id, topo.name)
             grouping = Grouping(
                 flow,
                 state,
@@ -108,7 +111,19 @@ def add_hot_path(
                 conf=conf,
                 group=spec.group,
             )
-        n_helpers = 0 if grouping is not None else offload
+        budget = None
+        if flow.budget is not None:
+            # One keyed ledger per worker, persisted with the route's offsets.
+            topic = budget_topic_name(app_id, topo.name)
+            budget = BudgetState(
+                flow,
+                topic,
+                counts[topic],
+                eos=guarantee == "exactly_once",
+                conf=conf,
+                group=spec.group,
+            )
+        n_helpers = 0 if grouping is not None or budget is not None else offload
         helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(n_helpers)]
         routes[topo.source.topic] = Route(
             flow,
@@ -116,6 +131,7 @@ def add_hot_path(
             sink_partitions=counts[topo.sink.topic],
             dlq_partitions=counts[topo.dead_letter],
             grouping=grouping,
+            budget=budget,
         )
     loop_holder: list[asyncio.AbstractEventLoop] = []
 

@@ -53,9 +53,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamproc.errors import OffloadError, StreamprocError
 from streamproc.metrics import WorkerMetrics, compliance_inputs
 from streamproc.pipeline import Outcome, Sanitized, SanitizeFlow
+from streamproc.runtime.budgeted import BudgetState
 from streamproc.runtime.grouped import Grouping
 from streamproc.runtime.offload import FlowProcess, Item, _recv_exactly, decode_reply
 from streamproc.runtime.offload import encode_request as _encode
+from streamproc.runtime.statetopic import STATE_TOPIC_CONFIG
 
 log = logging.getLogger("streamproc.runtime.hotpath")
 
@@ -113,6 +115,8 @@ class Route:
     m: dict[str, Any] = field(default_factory=dict)  # metric children
     # A plan with record-level k: records wait for their group here (never offloaded).
     grouping: Grouping | None = None
+    # A plan with per-subject DP budgets: the keyed ledger's state (never offloaded).
+    budget: BudgetState | None = None
 
 
 class BlockingFlowProcess(FlowProcess):
@@ -140,23 +144,14 @@ class BlockingFlowProcess(FlowProcess):
         return decode_reply(self._flow, items, body)
 
 
-# The anonymity state topics: compacted, and compacted soon (a new owner reads them whole).
-STATE_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    "segment.ms": "60000",
-    "min.cleanable.dirty.ratio": "0.1",
-    "delete.retention.ms": "60000",
-}
-
-
 def ensure_outputs(
     conf: dict[str, Any],
     flows: Sequence[SanitizeFlow],
-    state_topics: dict[str, str] | None = None,
+    state_topics: dict[str, list[str]] | None = None,
 ) -> dict[str, int]:
     """Create missing sink and dead-letter topics with the source's partition count (and the
-    anonymity state topics of ``state_topics``, topology name -> topic, compacted); the
-    partition count of every output topic (outputs keep their source partition number)."""
+    state topics of ``state_topics``, topology name -> topics, compacted); the partition
+    count of every output topic (outputs keep their source partition number)."""
     state_topics = state_topics or {}
     admin = AdminClient(conf)
     md = admin.list_topics(timeout=30)
@@ -167,8 +162,7 @@ def ensure_outputs(
         src = md.topics.get(topo.source.topic)
         n = topo.source.partitions or (len(src.partitions) if src and src.partitions else 1)
         outputs: list[tuple[str, dict[str, str]]] = [(topo.sink.topic, {}), (topo.dead_letter, {})]
-        if topo.name in state_topics:
-            outputs.append((state_topics[topo.name], STATE_TOPIC_CONFIG))
+        outputs += [(t, STATE_TOPIC_CONFIG) for t in state_topics.get(topo.name, [])]
         for name, config in outputs:
             names.append(name)
             if name not in md.topics:
@@ -476,8 +470,11 @@ class HotPath:
             self._in_txn = True
 
     def _produce(self, route: Route, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
-        """Send each outcome to the sink or the dead-letter topic (source partition kept)."""
+        """Send each outcome to the sink or the dead-letter topic (source partition kept);
+        a budgeted route's charges first (durable before the rows under at_least_once)."""
         self._begin()
+        if route.budget is not None:
+            self._budget_out(route)
         produce = self.producer.produce
         topo = route.flow.topology
         sink, dlq = topo.sink.topic, topo.dead_letter
@@ -548,16 +545,15 @@ class HotPath:
         g = route.grouping
         assert g is not None
         rows, pins = g.release(now_ms)
+        charged = route.budget is not None and self._budget_out(route, flush=False)
         if pins:
             self._begin()
             for sp, key, value in pins:
                 self._produce_state(g.state_topic, sp, key, value)
+        if pins or charged:
             # at_least_once: a row may only exist once its pin is durable, so that a re-read
-            # releases it again at the same cells.
-            if not self.eos and (self.producer.flush(30) > 0 or self._delivery_failed):
-                self._delivery_failed = False
-                log.warning("anonymity pins not delivered: rewinding")
-                raise _Rewind()
+            # releases it again at the same cells (and once its DP charge is).
+            self._flush_state("anonymity pins")
         if rows:
             self._produce(route, [r[0] for r in rows], [r[1] for r in rows])
             k = route.m["k"]
@@ -592,6 +588,30 @@ class HotPath:
             for p, off in moved.items():
                 self._offsets[(g.topic, p)] = off
 
+    def _budget_out(self, route: Route, *, flush: bool = True) -> bool:
+        """Send the snapshots of the subjects charged since the last call (at_least_once,
+        ``flush``: wait until they are durable); whether there were any."""
+        b = route.budget
+        assert b is not None
+        msgs = b.dirty_messages()
+        if not msgs:
+            return False
+        self._begin()
+        for sp, key, value in msgs:
+            self._produce_state(b.state_topic, sp, key, value)
+        if flush:
+            self._flush_state("DP budget snapshots")
+        return True
+
+    def _flush_state(self, what: str) -> None:
+        """at_least_once: wait until the state just sent is acknowledged, else rewind."""
+        if self.eos:
+            return  # the transaction carries state and rows together
+        if self.producer.flush(30) > 0 or self._delivery_failed:
+            self._delivery_failed = False
+            log.warning("%s not delivered: rewinding", what)
+            raise _Rewind()
+
     def _produce_state(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         try:
             self.producer.produce(topic, value, key, partition)
@@ -617,26 +637,40 @@ class HotPath:
                 continue
             offs = {p: o for (t, p), o in self._offsets.items() if t == g.topic}
             out.extend((g.state_topic, sp, k, v) for sp, k, v in g.at_commit(offs))
+        for route in self.routes.values():
+            b = route.budget
+            if b is None:
+                continue
+            offs = {p: o for (t, p), o in self._offsets.items() if t == b.topic}
+            out.extend((b.state_topic, sp, k, v) for sp, k, v in b.at_commit(offs))
         return out
 
     def _k_load(self, partitions: list[TopicPartition]) -> None:
-        """Adopt k routes' partitions at their committed offsets, with their state."""
+        """Adopt stateful routes' partitions at their committed offsets, with their state
+        (k-anonymity buffers, DP budgets)."""
         by_topic: dict[str, list[TopicPartition]] = {}
         for tp in partitions:
             route = self.routes.get(tp.topic)
-            if route is not None and route.grouping is not None:
+            if route is not None and (route.grouping is not None or route.budget is not None):
                 by_topic.setdefault(tp.topic, []).append(tp)
         for topic, tps in by_topic.items():
-            g = self.routes[topic].grouping
-            assert g is not None
+            route = self.routes[topic]
             committed = self._retry(_committed_of(self.consumer, tps), "committed")
-            g.load({tp.partition: tp.offset for tp in committed})
+            offsets = {tp.partition: tp.offset for tp in committed}
+            if route.grouping is not None:
+                route.grouping.load(offsets)
+            if route.budget is not None:
+                route.budget.load(offsets)
 
     def _k_drop(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             route = self.routes.get(tp.topic)
-            if route is not None and route.grouping is not None:
+            if route is None:
+                continue
+            if route.grouping is not None:
                 route.grouping.drop([tp.partition])
+            if route.budget is not None:
+                route.budget.drop([tp.partition])
 
     def _dead_letter(self, route: Route, item: Item, reason: str) -> None:
         counter = route.m["dead"].get(reason)

@@ -124,6 +124,13 @@ def _sanitize_flows(
     flows = []
     for topo in topologies:
         flow = build_flow(topo, settings, keyring)
+        if engine != "hotpath" and flow.budget is not None:
+            # The agent keeps its ledger in memory only: a restart would grant every subject
+            # a fresh budget. Fail closed.
+            raise ConfigError(
+                f"topology {topo.path}: per-subject DP budgets ({topo.source.schema}) need "
+                "the hot path engine, which keeps the ledger durable; drop --engine agent"
+            )
         if engine != "hotpath":
             offload = FlowProcess(topo.path, settings, flow) if offload_processes else None
             add_sanitizer(

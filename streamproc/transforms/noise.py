@@ -197,10 +197,12 @@ class Noise(Transform):
         except BudgetError as exc:
             raise ctx.error(f"noise: {exc}") from None
         spend, remember, last = ledger.spend, ledger.remember, ledger.last
+        check = ledger.check_subject  # keyed (the worker): the record's key is its subject
         null = self.on_exhausted == "null"
         no_value = f"schema {ctx.schema_file}: field {ctx.path}: budget spent, nothing to repeat"
 
         def noise_budgeted(value: Any, subject: Any) -> Any:
+            check(subject)
             p = of(subject)
             if spend(p, acc):
                 out = plain(value)

@@ -293,7 +293,9 @@ def _run_scenario(
 
     schema = parse_schema(read_schema_json(san.SCHEMA)[0])
     recs = [r for r, _v1 in customer_records(N_GOOD, seed=5)]
-    produce(bootstrap, c_src, [single_object(schema, r) for r in recs])
+    # Keyed by the customer: the worker charges the budgeted income noise per key.
+    keys = [r["customer_id"].encode() for r in recs]
+    produce(bootstrap, c_src, [single_object(schema, r) for r in recs], keys=keys)
     bad = b"\x07" + single_object(schema, recs[0])[1:]
     # A first dead letter creates the series; the burst after it is a rate.
     produce(bootstrap, c_src, [bad])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc.budget import BudgetError, BudgetLedger, BudgetStats
+from streamproc.budget import BudgetError, BudgetLedger, BudgetStats, subject_key
 from streamproc.budget.ledger import DAY_MS, to_units
+from streamproc.errors import BudgetKeyError
 
 P = b"\x01" * 16
 
@@ -140,3 +143,66 @@ def test_no_window_ever_holds_more_than_the_budget(
     for times in granted.values():
         for s in times:  # the heaviest window starts at a granted release
             assert sum(1 for x in times if s <= x < s + w) * cost <= cap
+
+
+# --- keyed (the worker): a record is charged within its partition, under its subject's key
+
+
+def test_subject_key_forms() -> None:
+    assert (
+        subject_key("C1") == b"C1" and subject_key(42) == b"42" and subject_key(b"\x00") == b"\x00"
+    )
+    assert subject_key(uuid.UUID(int=1)) == b"00000000-0000-0000-0000-000000000001"
+    assert subject_key(True) is None and subject_key(1.5) is None and subject_key(None) is None
+
+
+def test_keyed_ledger_refuses_a_record_not_keyed_by_its_subject() -> None:
+    ledger = BudgetLedger(clock=lambda: 0)
+    ledger.check_subject("C1")  # not keyed (batch): no rule
+    ledger.keyed()
+    ledger.at(0, scope=0, key=b"C1")
+    ledger.check_subject("C1")
+    for key in (b"C2", None):
+        ledger.at(0, scope=0, key=key)
+        with pytest.raises(BudgetKeyError) as err:
+            ledger.check_subject("C1")
+        assert err.value.reason == "budget_key_mismatch"
+        assert "C1" not in str(err.value)  # never the value
+
+
+def test_keyed_subject_stays_with_its_partition() -> None:
+    ledger = BudgetLedger(clock=lambda: 0)
+    acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    ledger.keyed()
+    ledger.at(0, scope=3, key=b"x")
+    assert ledger.spend(P, acc)
+    assert ledger.home(P) == 3 and ledger.held({3}) == [P] and ledger.held({1}) == []
+    ledger.at(0, scope=1, key=b"x")
+    with pytest.raises(BudgetKeyError) as err:
+        ledger.spend(P, acc)
+    assert err.value.reason == "budget_partition_mismatch"
+    ledger.at(0, scope=3, key=b"x")
+    assert ledger.spend(P, acc) and not ledger.spend(P, acc)  # the budget held across it
+
+
+def test_forget_and_restore_with_scope_move_a_partition_between_owners() -> None:
+    t = [0]
+    a = ledger_at(t)
+    acc = a.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    a.keyed()
+    a.at(None, scope=2, key=b"x")
+    assert a.spend(P, acc) and a.spend(P, acc) and not a.spend(P, acc)
+    data = a.snapshot(P)
+    assert a.drain_dirty() == {P}
+    a.forget(a.held({2}))
+    assert a.subjects == 0 and a.exhausted_subjects == 0 and a.home(P) is None
+    a.at(None, scope=2, key=b"x")
+    assert a.spend(P, acc)  # forgotten: fresh (the owner that forgot no longer charges it)
+
+    b = ledger_at(t)
+    acc_b = b.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    b.keyed()
+    b.restore(P, data, scope=2)
+    assert b.home(P) == 2 and b.exhausted_subjects == 1
+    b.at(None, scope=2, key=b"x")
+    assert not b.spend(P, acc_b)  # the new owner continues the spent budget

@@ -1,0 +1,131 @@
+"""The DP budget side of a hot-path route: the ledger's state in a compacted topic.
+
+A route whose plan budgets noise per subject (``plan.budget``) charges its ledger in the
+hot path's process (a budgeted route is never offloaded: one ledger per worker). The ledger
+is *keyed*: a record is charged within its source partition and only if its Kafka key is
+its subject, so every subject's state belongs to one partition and moves with it.
+
+The state topic ``<app id>-<topology>-budget`` (compacted, as many partitions as the
+source) holds, per source partition ``p``, one message per subject, ``bud/<p>/<pseudonym
+hex>`` -> the ledger's snapshot of it (account names, event times, nano-epsilons and the
+last noisy value: pseudonymous, never a raw value), and under exactly_once ``bcmt/<p>``,
+the offset each transaction committed. The rule that keeps the budget: a noisy value is
+never visible before the charge behind it is durable. exactly_once: snapshots, rows and
+offsets commit in one transaction. at_least_once: the snapshots of a batch are acknowledged
+before its rows are sent, so a record read again after a crash is charged again (the
+ledger over-counts, never under-counts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from streamproc.budget import BudgetError
+from streamproc.pipeline import SanitizeFlow
+from streamproc.runtime.statetopic import StateTopicError, marks_caught_up, read_state
+
+log = logging.getLogger("streamproc.runtime.budgeted")
+
+MARKER = b"bcmt/"
+
+
+def budget_topic_name(app_id: str, topology: str) -> str:
+    return f"{app_id}-{topology}-budget"
+
+
+def subject_state_key(partition: int, pseudonym: bytes) -> bytes:
+    return b"bud/%d/%s" % (partition, pseudonym.hex().encode())
+
+
+class BudgetState:
+    """The keyed ledger of one budgeted route and its state topic."""
+
+    def __init__(
+        self,
+        flow: SanitizeFlow,
+        state_topic: str,
+        state_partitions: int,
+        *,
+        eos: bool,
+        conf: dict[str, Any],
+        group: str,
+    ) -> None:
+        ledger = flow.budget
+        assert ledger is not None
+        ledger.keyed()
+        self.flow, self.ledger = flow, ledger
+        self.topic = flow.topology.source.topic
+        self.state_topic, self.n_state = state_topic, max(1, state_partitions)
+        self.eos, self.conf, self.group = eos, conf, group
+        self.owned: set[int] = set()
+
+    def load(self, committed: dict[int, int]) -> None:
+        """Adopt partitions at their committed offsets with their subjects' state (replacing
+        whatever this process held for them)."""
+        if not committed:
+            return
+        self.drop(list(committed))
+        what = f"topology {self.flow.topology.name}"
+        messages = read_state(
+            self.conf,
+            self.group,
+            self.state_topic,
+            [p % self.n_state for p in committed],
+            MARKER,
+            lambda marks: marks_caught_up(self.eos, committed, marks),
+            what,
+        )
+        n = 0
+        for p in committed:
+            prefix = b"bud/%d/" % p
+            latest: dict[bytes, bytes | None] = {}
+            for key, value in messages.get(p % self.n_state, []):
+                if key.startswith(prefix):
+                    latest[key] = value  # compaction keeps the last; so does this
+            for key, value in latest.items():
+                if value is None:
+                    continue
+                try:
+                    pseudonym = bytes.fromhex(key[len(prefix) :].decode("ascii"))
+                    self.ledger.restore(pseudonym, value, scope=p)
+                except (ValueError, BudgetError):
+                    # Fail closed: a budget that cannot be read cannot be honoured.
+                    raise StateTopicError(
+                        f"{what}: a DP budget snapshot in {self.state_topic} partition "
+                        f"{p % self.n_state} cannot be restored"
+                    ) from None
+                n += 1
+            self.owned.add(p)
+        log.info(
+            "%s: DP budget state loaded for partitions %s (%d subjects)",
+            what,
+            ",".join(map(str, sorted(committed))),
+            n,
+        )
+
+    def drop(self, partitions: Sequence[int]) -> None:
+        """Forget partitions' subjects (revoked, lost, or before a reload)."""
+        gone = set(partitions)
+        self.ledger.forget(self.ledger.held(gone))
+        self.owned -= gone
+
+    def dirty_messages(self) -> list[tuple[int, bytes, bytes]]:
+        """``(state partition, key, snapshot)`` of every subject charged since the last call."""
+        out = []
+        ledger = self.ledger
+        for pseudonym in ledger.drain_dirty():
+            p = ledger.home(pseudonym)
+            if p is None:  # charged outside a partition (not keyed): nothing to persist
+                continue
+            key = subject_state_key(p, pseudonym)
+            out.append((p % self.n_state, key, ledger.snapshot(pseudonym)))
+        return out
+
+    def at_commit(self, offsets: dict[int, int]) -> list[tuple[int, bytes, bytes]]:
+        """exactly_once: the commit markers of a transaction committing ``offsets``."""
+        if not self.eos:
+            return []
+        n = self.n_state
+        return [(p % n, MARKER + str(p).encode(), str(o).encode()) for p, o in offsets.items()]
