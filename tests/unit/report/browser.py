@@ -7,7 +7,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -83,7 +85,8 @@ def open_page(url: str) -> Iterator[Page]:
     chromium = shutil.which("chromium")
     if chromium is None:
         raise AssertionError("chromium missing: `make deps` installs the Debian package")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes can still write to the profile while it is removed.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [
                 chromium,
@@ -98,6 +101,7 @@ def open_page(url: str) -> Iterator[Page]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: all of it is stopped below
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -115,8 +119,13 @@ def open_page(url: str) -> Iterator[Page]:
             yield page
             page._ws.close()
         finally:
-            proc.terminate()
-            proc.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 def _page_ws(port: str) -> str:
