@@ -5,13 +5,21 @@ anything that contains registered secret bytes, chains it to the previous entry 
 every ``checkpoint_every`` entries (or ``checkpoint_seconds``) it writes a signed checkpoint.
 One trail has exactly one writer. A new ``AuditLog`` on an existing trail resumes its chain
 after checking the tail against its last checkpoint.
+
+``append_once`` is the idempotent form for events about one source record (a dead letter):
+it writes nothing if an entry of the same kind for the same source coordinate is among the
+last ``dedup_window`` entries of the trail, restarts included. A worker can then write such
+entries *before* it commits the records they describe, and a crash that makes it process
+those records again does not write them twice.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -62,6 +70,7 @@ class AuditLog:
         trusted: TrustedKeys | None = None,
         secrets: Iterable[bytes] = (),
         clock: Callable[[], float] = time.time,
+        dedup_window: int = 10_000,
     ) -> None:
         if checkpoint_every < 1:
             raise AuditError("checkpoint_every must be at least 1")
@@ -70,7 +79,7 @@ class AuditLog:
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # append_once holds it around append
         self._forbidden: list[bytes] = []
         self._broken = False
         if signer is not None:
@@ -86,6 +95,9 @@ class AuditLog:
         self._last_ckpt: Checkpoint | None = None
         self._last_ckpt_time = clock()
         self._resume(sink.tail())
+        # append_once: source coordinates of the newest entries (read from the sink lazily).
+        self._window = dedup_window
+        self._seen: OrderedDict[tuple[str, ...], None] | None = None
 
     # --- public API ------------------------------------------------------------------------
 
@@ -125,6 +137,44 @@ class AuditLog:
             ):
                 self._checkpoint_locked()
             return entry
+
+    def append_once(self, kind: AuditKind | str, /, **fields: Any) -> Entry | None:
+        """:meth:`append`, unless an entry of ``kind`` about the same source coordinate
+        (``topic``, ``partition``, ``offset``) is among the trail's last ``dedup_window``
+        entries: then nothing is written and None is returned."""
+        akind, clean = validate(kind, fields)
+        key = _coordinate(akind.value, clean)
+        if key is None:
+            raise AuditError(
+                f"audit event {akind.value}: append_once needs topic, partition, offset"
+            )
+        with self._lock:
+            seen = self._seen
+            if seen is None:
+                seen = self._seen = self._recent_coordinates()
+            if key in seen:
+                return None
+            entry = self.append(akind, **clean)
+            seen[key] = None
+            while len(seen) > self._window:
+                seen.popitem(last=False)
+            return entry
+
+    def _recent_coordinates(self) -> OrderedDict[tuple[str, ...], None]:
+        """The coordinates of the newest entries in the sink (oldest first)."""
+        out: OrderedDict[tuple[str, ...], None] = OrderedDict()
+        recent = getattr(self._sink, "recent", None)
+        records = recent(self._window) if recent is not None else self._sink.tail()
+        for raw in records:
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue  # the chain check on resume already vouched for the tail
+            if isinstance(doc, dict) and doc.get("type") == "entry":
+                key = _coordinate(str(doc.get("kind")), doc.get("fields") or {})
+                if key is not None:
+                    out[key] = None
+        return out
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the entries since the last checkpoint now (None if there are none)."""
@@ -253,3 +303,16 @@ class AuditLog:
                 )
             self._seq, self._head = rec.seq, rec.hash
             self._pending.append(bytes.fromhex(rec.hash))
+
+
+def _coordinate(kind: str, fields: dict[str, Any]) -> tuple[str, ...] | None:
+    """``(kind, topic, partition, offset)`` of an event about one source record, else None."""
+    try:
+        return (
+            kind,
+            str(fields["topic"]),
+            str(int(fields["partition"])),
+            str(int(fields["offset"])),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

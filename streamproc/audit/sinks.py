@@ -41,6 +41,9 @@ class AuditSink(Protocol):
     def tail(self) -> list[bytes]:
         """Records from the last checkpoint (inclusive) to the end; all if there is none."""
 
+    def recent(self, limit: int) -> list[bytes]:
+        """The last ``limit`` records (what an idempotent append checks against)."""
+
     def close(self) -> None: ...
 
 
@@ -77,6 +80,9 @@ class FileSink:
     def tail(self) -> list[bytes]:
         return _last_checkpoint(list(tail_lines(self.path)))
 
+    def recent(self, limit: int) -> list[bytes]:
+        return last_lines(self.path, limit)
+
     def close(self) -> None:
         if self._fd >= 0:
             try:
@@ -112,6 +118,22 @@ def tail_lines(path: Path, block: int = 1 << 16) -> Iterator[bytes]:
                     buf = buf[start:]
                     break
         yield from buf.splitlines()
+
+
+def last_lines(path: Path, limit: int, block: int = 1 << 16) -> list[bytes]:
+    """The last ``limit`` complete lines of ``path``, reading backwards."""
+    with open(path, "rb") as f:
+        pos = f.seek(0, os.SEEK_END)
+        buf = b""
+        while pos > 0 and buf.count(b"\n") <= limit:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+    lines = buf.splitlines()
+    if pos > 0:
+        lines = lines[1:]  # the first one may be cut
+    return lines[-limit:] if limit > 0 else []
 
 
 def read_file(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -212,6 +234,9 @@ class KafkaSink:
             if not records or len(records) < window:
                 return values
             window *= 4
+
+    def recent(self, limit: int) -> list[bytes]:
+        return [v for _, v in read_topic(self.topic, self._client_config, last=limit)]
 
     def close(self) -> None:
         self.flush()

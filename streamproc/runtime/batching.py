@@ -138,7 +138,8 @@ class DeadLetterReporter:
             counter = self._counters[reason] = self.metrics.dead_letters.labels(self.name, reason)
         counter.inc()
         if self.audit is not None:
-            self.audit.append(
+            # Idempotent per source coordinate: a record delivered again is audited once.
+            self.audit.append_once(
                 AuditKind.DEAD_LETTER,
                 reason=reason,
                 topic=topic,

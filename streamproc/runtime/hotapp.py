@@ -2,8 +2,9 @@
 
 Faust keeps the lifecycle (signals, ``on_before_shutdown``), the metrics server, the audit
 timer and any detector agents; the hot path's thread owns the sanitize data path. Audit
-entries for dead letters are handed back to the event loop after their interval committed,
-so the audit log is written from one thread only and never records an aborted outcome.
+entries for dead letters are written by the hot path's thread just before their interval
+commits, with ``AuditLog.append_once``: an interval that aborts, or that a crash makes the
+next owner process again, writes each entry once (the same source coordinate is skipped).
 """
 
 from __future__ import annotations
@@ -133,15 +134,13 @@ def add_hot_path(
             grouping=grouping,
             budget=budget,
         )
-    loop_holder: list[asyncio.AbstractEventLoop] = []
 
     def audit_dead_letters(entries: list[dict[str, Any]]) -> None:
-        def append() -> None:
-            assert audit is not None
-            for e in entries:
-                audit.append(AuditKind.DEAD_LETTER, **e)
-
-        loop_holder[0].call_soon_threadsafe(append)
+        # From the hot path's thread, before the interval commits (the log is thread-safe);
+        # idempotent per source coordinate, so a re-processed interval is audited once.
+        assert audit is not None
+        for e in entries:
+            audit.append_once(AuditKind.DEAD_LETTER, **e)
 
     hot = HotPath(
         spec,
@@ -154,7 +153,6 @@ def add_hot_path(
 
     @app.task
     async def start_hot_path() -> None:
-        loop_holder.append(asyncio.get_running_loop())
         threads.append(run_in_thread(hot))
 
     async def stop_hot_path(app: Any, **kwargs: Any) -> None:

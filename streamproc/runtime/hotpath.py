@@ -725,6 +725,7 @@ class HotPath:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         state = self._k_state_at_commit()
         if self.eos:
+            self._audit_dead()
             try:
                 for topic, sp, key, value in state:
                     self._produce_state(topic, sp, key, value)
@@ -746,6 +747,7 @@ class HotPath:
                 self._delivery_failed = False
                 log.warning("not every record was delivered: rewinding to the committed offsets")
                 raise _Rewind()
+            self._audit_dead()
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:
@@ -759,9 +761,13 @@ class HotPath:
                 self._produce_state(topic, sp, key, value)
         self.commits += 1
         self._offsets.clear()
-        dead, self._dead = self._dead, []
-        if dead and self.on_dead_letter is not None:
-            self.on_dead_letter(dead)
+        self._dead = []
+
+    def _audit_dead(self) -> None:
+        """Audit the interval's dead letters before it commits: a crash after this and
+        before the commit processes them again, and ``append_once`` writes each once."""
+        if self._dead and self.on_dead_letter is not None:
+            self.on_dead_letter(self._dead)
 
     def _end_txn(self, *, commit: bool) -> None:
         """Commit or abort; a retriable error is retried twice (librdkafka allows it)."""

@@ -28,6 +28,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from fastavro import schemaless_reader
 
+from streamproc.audit import AuditKind, read_file
+from streamproc.audit.encoding import Entry, parse_record
+from streamproc.audit.signing import write_keypair
 from streamproc.keys import Keyring
 from streamproc.localkafka import BrokerSpec, LocalKafka
 from streamproc.pipeline import H_SOURCE_OFFSET, H_SOURCE_PARTITION
@@ -58,6 +61,9 @@ class Outcome:
     restarts: int = 0  # exits of the worker itself, restarted as a supervisor would
     seconds: float = 0.0
     dead_letters: int = 0
+    # Dead-letter audit entries per source coordinate (the worker's audit file).
+    audited: Counter[tuple[int, int]] = field(default_factory=Counter)
+    dead_coordinates: set[tuple[int, int]] = field(default_factory=set)
     k_min: int | None = None  # over the sink, on the schema's quasi-identifiers (k = 5)
     suppressed: int = 0
 
@@ -191,8 +197,17 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
     )
     args = ["--topology", str(topo), "--keyring", str(work / "keyring.json")]
     args += ["--app-id", "eos-faults", "--instance", "w0", "--loglevel", "info"]
+    write_keypair(work / "audit.pem", work / "audit.pub")
+    audit_env = {
+        "STREAMPROC_AUDIT_SIGNING_KEY": str(work / "audit.pem"),
+        "STREAMPROC_AUDIT_FILE": str(work / "audit.log"),
+    }
     worker = WorkerProcess(
-        args, log_path=work / "worker.log", bootstrap=bootstrap, data_dir=work / "data"
+        args,
+        log_path=work / "worker.log",
+        bootstrap=bootstrap,
+        data_dir=work / "data",
+        env=audit_env,
     )
     t0 = time.monotonic()
     try:
@@ -230,12 +245,18 @@ def _run(broker: LocalKafka, n: int, work: Path, out: Outcome, log: Callable[[st
     for m in msgs:
         h = dict(m.headers() or ())
         out.seen[(int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET]))] += 1
-        out.dead_letters += m.topic() == dlq
+        if m.topic() == dlq:
+            out.dead_letters += 1
+            out.dead_coordinates.add((int(h[H_SOURCE_PARTITION]), int(h[H_SOURCE_OFFSET])))
         if m.topic() == sink:
             released.append(schemaless_reader(io.BytesIO(m.value()[10:]), plan.derived_schema))
     assert plan.anonymity is not None
     risk = measure(released, list(plan.anonymity.fields), k=plan.anonymity.k)
     out.k_min, out.suppressed = risk.k_min, risk.suppressed
+    for _, raw in read_file(work / "audit.log"):
+        entry = parse_record(raw)
+        if isinstance(entry, Entry) and entry.kind == AuditKind.DEAD_LETTER.value:
+            out.audited[(int(entry.fields["partition"]), int(entry.fields["offset"]))] += 1
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-ends"})
     try:
         for part in range(PARTITIONS):

@@ -25,12 +25,16 @@ def test_kills_and_broker_restarts_lose_and_duplicate_nothing(tmp_path: Path, ca
     assert out.duplicates == 0, f"{out.duplicates} duplicates"
     assert out.unexpected == 0
     assert out.dead_letters == n // 500, "the non-Avro records are dead letters, once each"
+    # Their audit entries too: written before each commit, once per source coordinate.
+    assert set(out.audited) == out.dead_coordinates, "a dead letter without its audit entry"
+    assert max(out.audited.values()) == 1, "a dead letter audited twice"
     # The schema's k = 5 held across the faults: records waited in the buffer through them.
     assert out.k_min is not None and out.k_min >= 5
     with capsys.disabled():
         print(
             f"\n[exactly-once faults] {n} records, {', '.join(out.faults)}: "
-            f"{out.lost} lost, {out.duplicates} duplicates, {out.dead_letters} dead letters, "
+            f"{out.lost} lost, {out.duplicates} duplicates, {out.dead_letters} dead letters "
+            f"({sum(out.audited.values())} audit entries), "
             f"{out.restarts} self-exits restarted, {out.seconds:.0f} s; k_min {out.k_min}, "
             f"{out.suppressed} suppressed"
         )

@@ -30,6 +30,9 @@ class MemorySink:
                 return self.records[i:]
         return list(self.records)
 
+    def recent(self, limit: int) -> list[bytes]:
+        return self.records[-limit:] if limit > 0 else []
+
     def close(self) -> None:
         self.closed = True
 

@@ -171,3 +171,39 @@ def test_concurrent_appends_keep_one_chain(signer: CheckpointSigner, trusted) ->
     log.close()
     report = verify_records(enumerate(sink.records, 1), trusted)
     assert report.ok and report.entries == 800 and report.unsigned is None
+
+
+def test_append_once_writes_one_entry_per_source_coordinate_across_restarts(
+    tmp_path: Path, signer: CheckpointSigner, trusted: TrustedKeys
+) -> None:
+    """A worker that writes dead-letter entries before its commit and, after a crash,
+    processes the same records again, must not audit them twice (file sink: a restart
+    reads the trail's end back)."""
+    path = tmp_path / "trail.jsonl"
+    log = AuditLog(FileSink(path), signer, checkpoint_every=3)
+    for off in range(10):
+        assert log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": off}) is not None
+    assert log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": 4}) is None
+    # Another partition, or another kind at the same coordinate, is not a duplicate.
+    assert log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "partition": 1, "offset": 4})
+    log.close()  # (a kill -9 leaves the same file minus the final checkpoint)
+
+    again = AuditLog(FileSink(path), signer, checkpoint_every=3)
+    written = [again.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": o}) for o in range(12)]
+    assert [w is not None for w in written] == [False] * 10 + [True] * 2
+    again.close()
+    entries = [parse_record(r) for _, r in read_file(path)]
+    coords = [(e.fields["partition"], e.fields["offset"]) for e in entries if isinstance(e, Entry)]
+    assert len(coords) == len(set(coords)) == 13
+    assert verify_records(read_file(path), trusted).ok
+
+
+def test_append_once_forgets_beyond_its_window(signer: CheckpointSigner) -> None:
+    sink = MemorySink()
+    log = AuditLog(sink, signer, dedup_window=3)
+    for off in range(5):
+        log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": off})
+    assert log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": 4}) is None
+    assert log.append_once(AuditKind.DEAD_LETTER, **{**DLQ, "offset": 0}) is not None
+    with pytest.raises(AuditError, match="needs topic, partition, offset"):
+        log.append_once(AuditKind.REVEAL, who="User:a", why="case 1")
