@@ -44,6 +44,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamproc.avro.schema import read_schema_json
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
+from streamproc.runtime.hotapp import hot_path_group
 from streamproc.testing.claims import claim_record
 from streamproc.testing.customers import customer_records, policy_without_k, single_object
 
@@ -179,6 +180,8 @@ class Variant:
     label: str
     # (source, sink, dlq, group, tmp) -> command line
     command: Callable[[str, str, str, str, Path], list[str]]
+    # The consumer group its members join, given the group (app id) it was started with.
+    joins: Callable[[str], str] = lambda group: group
 
 
 @dataclass
@@ -280,8 +283,9 @@ class Bench:
             Variant("quix app", quix),
             Variant("confluent loop", loop),
             Variant("faust agent", faust_agent),
-            Variant("streamproc alo", worker("at_least_once")),
-            Variant("streamproc eos", worker("exactly_once")),
+            # The worker's sanitize hot path joins "<app id>-sanitize".
+            Variant("streamproc alo", worker("at_least_once"), hot_path_group),
+            Variant("streamproc eos", worker("exactly_once"), hot_path_group),
         ]
 
     def start(self, cmd: list[str], label: str, run: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -358,7 +362,7 @@ class Bench:
         procs = [self.start([*cmd, "--instance", f"w{i}"], "scale", f"{run}-{i}")[0]
                  for i in range(workers)]  # fmt: skip
         # Every member in the group before the records flow.
-        wait_group(group, procs[0], self.tmp / f"{run}-0.log", members=workers)
+        wait_group(hot_path_group(group), procs[0], self.tmp / f"{run}-0.log", members=workers)
         produce(src, [base[i % len(base)] for i in range(self.args.records)])
         c = reader(f"count-{run}")
         c.subscribe([dst])
@@ -384,7 +388,7 @@ class Bench:
         proc, log = self.start(v.command(src, dst, dlq, group, self.tmp), v.label, run)
         try:
             # The warm-up records make the group form for variants that subscribe lazily.
-            wait_group(group, proc, log)
+            wait_group(v.joins(group), proc, log)
             return paced_latency(src, dst, base, self.args.rate, self.args.seconds)
         finally:
             stop(proc)

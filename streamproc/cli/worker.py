@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--offload",
         default="auto",
         help="helper processes that sanitize beside the hot path's thread, per topology: N, "
-        "0 (inline) or auto (one per CPU the worker may use when it may use 2 or more; the "
-        "Faust agent engine uses at most 1)",
+        "0 (inline) or auto (hot path: one per CPU the worker may use beyond the thread's "
+        "own, when it may use 3 or more, else 0; the Faust agent engine: 1 with 2 or more)",
     )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         args.topology,
         metrics=metrics,
         audit=audit,
-        offload_processes=_offload(args.offload),
+        offload_processes=_offload(args.offload, args.engine),
         engine=args.engine,
         instance=args.instance or os.environ.get("STREAMPROC_INSTANCE") or None,
     )
@@ -113,10 +113,15 @@ def _default_app_id(topologies: list[Topology]) -> str:
     return default_app_id(topologies) if topologies else "streamproc"
 
 
-def _offload(choice: str) -> int:
+def _offload(choice: str, engine: str = "hotpath") -> int:
+    """Helper processes per topology. ``auto`` leaves the hot path's thread a core of its
+    own: on 2 CPUs, 2 helpers and the thread contend for the same two, which measured
+    slower than inline (docs/benchmarks.md)."""
     cpus = len(os.sched_getaffinity(0))
     if choice == "auto":
-        return cpus if cpus >= 2 else 0
+        if engine != "hotpath":
+            return 1 if cpus >= 2 else 0  # the agent engine uses at most one
+        return cpus - 1 if cpus >= 3 else 0
     try:
         n = int(choice)
     except ValueError:
