@@ -44,7 +44,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamproc.avro.schema import read_schema_json
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
-from streamproc.runtime.hotapp import hot_path_group
 from streamproc.testing.claims import claim_record
 from streamproc.testing.customers import customer_records, policy_without_k, single_object
 
@@ -119,6 +118,14 @@ def tree_cpu(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def hot_path_group(app_id: str) -> str:
+    """The group a worker's hot path joins (``streamproc.runtime.hotapp.hot_path_group``;
+    not imported: importing faust here would read this script's ``--loop`` flag as its own)."""
+    from streamproc.runtime.hotapp import hot_path_group as of
+
+    return of(app_id)
 
 
 def wait_group(
