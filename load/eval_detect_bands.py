@@ -8,8 +8,11 @@ counts from the first event after deployment. Reported: recall per incident kind
 activity band of the victim (events a day over its history: <= 2, 2-10, > 10), the normal
 flag rate per band against the target, ROC-AUC, and scoring throughput.
 
-Seeds: training uses seed 1000 (access) / 2000 (office); tuning looked only at seeds 100
-and 101 of each generator; evaluate other seeds (default 1 2 3).
+Seeds: training uses seed 1000 (access) / 2000 (office); tuning looked only at seeds 100-103
+(office) and 100-101 (access); evaluate other seeds (default 1 2 3; fresh: 41 42 43).
+``--recalibrate`` first calibrates the model on each trace's own history
+(``Detector.recalibrated``, ``detector calibrate``). A principal of the training trace is
+never carried into an evaluated one (names and dates repeat across seeds).
 
     python -m load.eval_detect_bands --train access --seeds 1 2
 """
@@ -40,7 +43,7 @@ BANDS: tuple[str, ...] = ("<=2", "2-10", ">10")
 ACCESS = TraceConfig(n_principals=80, days=17, history_days=14, incidents_per_kind=4)
 OFFICE = OfficeConfig(n_people=150, n_services=8, days=24, history_days=21, incidents_per_kind=4)
 TRAIN_SEED = {"access": 1000, "office": 2000}
-TUNING_SEEDS = (100, 101)
+TUNING_SEEDS = (100, 101, 102, 103)
 
 
 def band_of(rate: float) -> str:
@@ -95,15 +98,29 @@ class Result:
     target: float
     normal: Counter[str] = field(default_factory=Counter)
     normal_flagged: Counter[str] = field(default_factory=Counter)
+    #: normal events of principals not (yet) hit by an incident: a victim's own events after
+    #: its incident are partly the incident's aftermath (state it left behind)
+    clean: Counter[str] = field(default_factory=Counter)
+    clean_flagged: Counter[str] = field(default_factory=Counter)
     incidents: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
     missed: list[str] = field(default_factory=list)
 
 
-def evaluate(det: Detector, tr: Trace) -> Result:
-    """Fold the history into state, score the rest, count per kind and band."""
-    scorer = Scorer(det)
-    states = det.initial_states()
-    featurize(scorer.extractor, tr.history, states)
+def evaluate(det: Detector, tr: Trace, recalibrate: bool = False) -> Result:
+    """Fold the history into state (with ``recalibrate``, also calibrate the thresholds on
+    it: ``Detector.recalibrated``), score the rest, count per kind and band."""
+    # The evaluated trace is another organisation: a principal of the same name in the
+    # training trace (names repeat across seeds, dates too) is not this one, so nothing of
+    # the model's per-principal state is carried over.
+    det = det.without_states()
+    if recalibrate:
+        det = det.recalibrated(tr.history)
+        scorer = Scorer(det)
+        states = det.initial_states()
+    else:
+        scorer = Scorer(det)
+        states = det.initial_states()
+        featurize(scorer.extractor, tr.history, states)
     per_day = Counter(e.principal for e in tr.history)
     who = {r["principal"] for r in tr.rows}
     band = {p: band_of(per_day.get(p, 0) / tr.history_days) for p in who}
@@ -116,11 +133,18 @@ def evaluate(det: Detector, tr: Trace) -> Result:
     res = Result(tr.name, len(events), float(roc_auc_score(labels, scores)), secs, det.target_fpr)
     hit: dict[str, bool] = {}
     kind_band: dict[str, tuple[str, str]] = {}
+    first_hit: dict[str, int] = {}
+    for r in tr.rows:
+        if r["label"]:
+            first_hit.setdefault(r["principal"], r["ts"])
     for r, s in zip(tr.rows, out, strict=True):
         b = band[r["principal"]]
         if not r["label"]:
             res.normal[b] += 1
             res.normal_flagged[b] += int(s.flagged)
+            if r["ts"] < first_hit.get(r["principal"], r["ts"] + 1):
+                res.clean[b] += 1
+                res.clean_flagged[b] += int(s.flagged)
             continue
         iid = r["incident_id"]
         kind_band.setdefault(iid, (r["incident_kind"], b))
@@ -162,6 +186,15 @@ def _table(results: Sequence[Result], title: str) -> list[str]:
         + " | ".join(f"{x / y:.2%} of {y}" if y else "-" for x, y in (*nf, allf))
         + " |"
     )
+    cf = [
+        (sum(r.clean_flagged[b] for r in results), sum(r.clean[b] for r in results)) for b in BANDS
+    ]
+    allc = (sum(x for x, _ in cf), sum(y for _, y in cf))
+    lines.append(
+        "| ... not (yet) hit principals | "
+        + " | ".join(f"{x / y:.2%} of {y}" if y else "-" for x, y in (*cf, allc))
+        + " |"
+    )
     aucs = ", ".join(f"{r.name} {r.auc:.4f}" for r in results)
     ev = sum(r.events for r in results) / max(sum(r.seconds for r in results), 1e-9)
     lines += ["", f"ROC-AUC: {aucs}; scoring {ev:,.0f} events/s (batch of a whole trace)"]
@@ -175,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", choices=sorted(TRAIN_SEED), default="access")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--target-fpr", type=float, default=0.01)
+    ap.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="calibrate on each trace's own history first (detector calibrate)",
+    )
     ap.add_argument(
         "--generators", nargs="+", choices=("access", "office"), default=["access", "office"]
     )
@@ -190,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for gen in a.generators:
         make = access_trace if gen == "access" else office_trace
-        results = [evaluate(det, make(s)) for s in a.seeds]
+        results = [evaluate(det, make(s), a.recalibrate) for s in a.seeds]
         seeds = " ".join(map(str, a.seeds))
-        print("\n".join(_table(results, f"trained on {a.train}, evaluated on {gen} seeds {seeds}")))
+        how = ", recalibrated on each trace's history" if a.recalibrate else ""
+        title = f"trained on {a.train}{how}, evaluated on {gen} seeds {seeds}"
+        print("\n".join(_table(results, title)))
         print()
     return 0
 

@@ -1,4 +1,4 @@
-"""``streamproc detector train|score|evaluate``: the access-anomaly detector offline."""
+"""``streamproc detector train|calibrate|score|evaluate``: the access-anomaly detector offline."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from streamproc.detector.decide import Decider
 from streamproc.detector.evaluate import PLOT_HINT, evaluate_rows, plot_available, plot_roc_pr
 from streamproc.detector.events import DAY_MS, iter_jsonl, read_events
 from streamproc.detector.features import featurize
-from streamproc.detector.model import Detector, ForestParams
+from streamproc.detector.model import RECALIBRATION_AIM, Detector, ForestParams
 from streamproc.detector.pipeline import Scorer
 from streamproc.errors import DetectorError
 
@@ -27,9 +27,12 @@ log = logging.getLogger("streamproc.detector")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("detector", help="access-anomaly detector: train, score, evaluate")
+    p = sub.add_parser(
+        "detector", help="access-anomaly detector: train, calibrate, score, evaluate"
+    )
     ds = p.add_subparsers(dest="detector_command", metavar="ACTION", required=True)
     _register_train(ds)
+    _register_calibrate(ds)
     _register_score(ds)
     _register_evaluate(ds)
 
@@ -111,6 +114,27 @@ def _register_train(ds: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_train)
 
 
+def _register_calibrate(ds: argparse._SubParsersAction) -> None:
+    c = ds.add_parser(
+        "calibrate",
+        help="fold a deployment's own history into a model's state and recalibrate its "
+        "thresholds per activity band on it",
+    )
+    c.add_argument("--model", required=True, type=Path, help="the trained MODEL.skops")
+    c.add_argument(
+        "--events", required=True, type=Path, help="the deployment's recent history (JSON lines)"
+    )
+    c.add_argument("--out", required=True, type=Path, help="where to write the calibrated model")
+    c.add_argument(
+        "--aim",
+        type=float,
+        default=RECALIBRATION_AIM,
+        help="flag rate to aim at per band, as a share of the target (default %(default)s)",
+    )
+    c.add_argument("--burn-in-days", type=float, default=3.0)
+    c.set_defaults(func=_calibrate)
+
+
 def _register_score(ds: argparse._SubParsersAction) -> None:
     s = ds.add_parser("score", help="score access events in time order, one line per event")
     s.add_argument("--model", required=True, type=Path)
@@ -179,6 +203,20 @@ def _train(args: argparse.Namespace) -> int:
         f"{tr['fit_rows']} events fitted, calibrated out-of-fold over "
         f"{tr['calibration_folds']} folds of principals; "
         f"threshold {det.threshold:.4f} at target FPR {det.target_fpr}"
+    )
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    det = Detector.load(args.model).recalibrated(
+        read_events(args.events), aim=args.aim, burn_in_ms=int(args.burn_in_days * DAY_MS)
+    )
+    det.save(args.out)
+    bands = ", ".join(f"{b} {t:.4f}" for b, t in det.evidence_thresholds)
+    print(
+        f"model {det.model_version} -> {args.out}: calibrated on "
+        f"{det.trained['recalibrated']['counted']} events, threshold {det.threshold:.4f} "
+        f"({bands}) at {args.aim} x target FPR {det.target_fpr}"
     )
     return 0
 

@@ -24,7 +24,7 @@ from streamproc.detector.catalog import signs
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.explain import Reason, explain
 from streamproc.detector.features import PrincipalState
-from streamproc.detector.model import Detector, FeatureReference
+from streamproc.detector.model import BUCKETS, Detector, FeatureReference, bucket_of
 from streamproc.errors import DetectorError
 
 # Histogram of a principal's own scores: bins of width 0.01 over [0.3, 0.8), the ends open.
@@ -115,7 +115,7 @@ class Decider:
         max_event_ids: int = 20,
         principal_fpr: float | None = None,
         min_scores: int = 300,
-        evidence_thresholds: tuple[tuple[int, float], ...] = (),
+        evidence_thresholds: tuple[tuple[str, float], ...] = (),
     ) -> None:
         if cooldown_ms < 0 or min_history < 0 or max_event_ids < 1:
             raise DetectorError("cooldown_ms and min_history must be >= 0, max_event_ids >= 1")
@@ -130,14 +130,14 @@ class Decider:
         self.principal_fpr = principal_fpr
         self.min_scores = int(min_scores)
         self.evidence_thresholds = tuple(sorted(evidence_thresholds))
+        by_bucket = dict(self.evidence_thresholds)
+        self._by_bucket = tuple(by_bucket.get(b, self.threshold) for b in BUCKETS)
 
-    def threshold_for(self, history: int) -> float:
-        """The threshold for an event after ``history`` events of its principal: the main
-        one, or the higher one calibrated for principals with little history."""
-        for below, t in self.evidence_thresholds:
-            if history < below:
-                return t
-        return self.threshold
+    def threshold_for(self, history: int, age_ms: int) -> float:
+        """The threshold for an event after ``history`` events of its principal, ``age_ms``
+        after its first: the one calibrated for its evidence bucket (new, or its activity
+        band; model.BUCKETS), else the main one."""
+        return self._by_bucket[bucket_of(history, age_ms)]
 
     @classmethod
     def from_detector(cls, detector: Detector, **kwargs: Any) -> Decider:
@@ -161,7 +161,7 @@ class Decider:
     ) -> bool:
         """True when the principal is past warm-up and the score reaches the threshold
         (and, given the principal's ``state``, its own score quantile)."""
-        if score < self.threshold_for(history) or not self.is_judged(history, age_ms):
+        if score < self.threshold_for(history, age_ms) or not self.is_judged(history, age_ms):
             return False
         if state is None or self.principal_fpr is None:
             return True
@@ -251,9 +251,9 @@ class Decider:
             event_ids=tuple(str(f[0]) for f in state.flagged),
             datasets=(event.dataset,),
             score=float(score),
-            threshold=self.threshold_for(history),
+            threshold=self.threshold_for(history, age),
             reasons=tuple(reasons),
-            action=self.recommend(event, score, reasons, self.threshold_for(history)),
+            action=self.recommend(event, score, reasons, self.threshold_for(history, age)),
             ts=event.ts,
             model_version=self.model_version,
         )

@@ -281,7 +281,9 @@ class FeatureExtractor:
             ds_recent = 0.0
             ds_prior = 0.0
         else:
-            ds_recent = ds_entry[1] * 0.5 ** ((t - ds_entry[2]) / window)
+            # an event older than the entry's last use (out of order) counts as simultaneous
+            # with it: a negative age would multiply the recent count instead of decaying it
+            ds_recent = ds_entry[1] * 0.5 ** (max(t - ds_entry[2], 0.0) / window)
             ds_prior = max(ds_entry[0] - ds_recent, 0.0)
         state.distinct = state.distinct * d_win + (1.0 if ds_recent < 0.5 else 0.0)
 
@@ -451,7 +453,7 @@ class FeatureExtractor:
     def _recent_prior(self, entry: Entry | None, t: int) -> tuple[float, float]:
         if entry is None:
             return 0.0, 0.0
-        recent = entry[1] * 0.5 ** ((t - entry[2]) / self._window)
+        recent = entry[1] * 0.5 ** (max(t - entry[2], 0.0) / self._window)
         return recent, max(entry[0] - recent, 0.0)
 
     @staticmethod

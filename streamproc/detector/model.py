@@ -11,6 +11,7 @@ only the types listed in :data:`TRUSTED_TYPES` and refuses anything else.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -36,10 +37,16 @@ from streamproc.detector.state import copy_state, decode_states, encode_states
 from streamproc.detector.tail import TailReference
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/4"
-#: Formats this version recognises but cannot use (other feature vector); retrain.
+MODEL_FORMAT = "streamproc.detector/5"
+#: Formats this version recognises but cannot use (other feature vector, or, format 4,
+#: thresholds per history count instead of per evidence bucket); retrain.
 OLD_FORMATS: frozenset[str] = frozenset(
-    {"streamproc.detector/1", "streamproc.detector/2", "streamproc.detector/3"}
+    {
+        "streamproc.detector/1",
+        "streamproc.detector/2",
+        "streamproc.detector/3",
+        "streamproc.detector/4",
+    }
 )
 #: Types skops may instantiate when loading a model beyond its built-in safe set.
 TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
@@ -275,8 +282,32 @@ def _fit_rows(
     return np.flatnonzero(keep)
 
 
-#: upper bounds (exclusive) of the history buckets that get their own threshold
-EVIDENCE_BUCKETS: tuple[int, ...] = (10, 40)
+#: realized flag rate a recalibration aims at, as a share of the target (the goal: 0.5-1x)
+RECALIBRATION_AIM = 0.6
+#: Evidence buckets with their own threshold (format 5): a principal with fewer than
+#: NEW_HISTORY events of its own is "new"; after that its events a day over its life (at least
+#: one day) put it in one of the activity bands "<=2", "2-10", ">10".
+NEW_HISTORY = 10
+#: upper bounds of the activity bands, in events a day
+RATE_BANDS: tuple[float, float] = (2.0, 10.0)
+BUCKETS: tuple[str, ...] = ("new", "<=2", "2-10", ">10")
+
+
+def bucket_of(history: int, age_ms: int) -> int:
+    """Index into :data:`BUCKETS` of an event after ``history`` events of its principal,
+    ``age_ms`` after its first."""
+    if history < NEW_HISTORY:
+        return 0
+    rate = history / max(age_ms / DAY_MS, 1.0)
+    return 1 if rate <= RATE_BANDS[0] else (2 if rate <= RATE_BANDS[1] else 3)
+
+
+def evidence_bucket(history: np.ndarray, age_ms: np.ndarray) -> np.ndarray:
+    """:func:`bucket_of` per event, for arrays."""
+    h = np.asarray(history, dtype=np.float64)
+    rate = h / np.maximum(np.asarray(age_ms, dtype=np.float64) / DAY_MS, 1.0)
+    band = np.where(rate <= RATE_BANDS[0], 1, np.where(rate <= RATE_BANDS[1], 2, 3))
+    return np.asarray(np.where(h < NEW_HISTORY, 0, band), dtype=np.intp)
 
 
 def _thinned(
@@ -310,8 +341,8 @@ def _evidence_thresholds(
     target_fpr: float,
     threshold: float,
     rng: np.random.Generator,
-) -> tuple[tuple[int, float], ...]:
-    """Per history bucket, the ``1 - target_fpr`` score quantile of thinned principals'
+) -> tuple[tuple[str, float], ...]:
+    """Per evidence bucket, the ``1 - target_fpr`` score quantile of thinned principals'
     events (never below the main threshold): a principal with a handful of events of its own
     leans on its group, and its normal scores spread wider than a seasoned one's."""
     need = 10 / target_fpr
@@ -320,16 +351,15 @@ def _evidence_thresholds(
         if not thin:
             return ()
         batch = featurize(FeatureExtractor(fc, baselines), thin, {})
-        if (batch.history < EVIDENCE_BUCKETS[0]).sum() >= need:
+        bucket = evidence_bucket(batch.history, batch.age_ms)
+        if (bucket == 0).sum() >= need:
             break
     scores = CompiledForest(forest).score(batch.X) + p.tail_weight * tail.score(batch.X)
     out = []
-    lo = 0
-    for hi in EVIDENCE_BUCKETS:
-        sel = (batch.history >= lo) & (batch.history < hi)
+    for b, name in enumerate(BUCKETS):
+        sel = bucket == b
         if sel.sum() >= need:
-            out.append((hi, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
-        lo = hi
+            out.append((name, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
     return tuple(out)
 
 
@@ -382,7 +412,7 @@ class Detector:
         baselines: Baselines | None = None,
         tail: TailReference | None = None,
         tail_weight: float = 0.0,
-        evidence_thresholds: tuple[tuple[int, float], ...] = (),
+        evidence_thresholds: tuple[tuple[str, float], ...] = (),
     ) -> None:
         if int(getattr(forest, "n_features_in_", -1)) != len(FEATURE_NAMES):
             raise DetectorError(
@@ -404,9 +434,13 @@ class Detector:
         self.baselines = baselines
         self.tail = tail
         self.tail_weight = float(tail_weight)
-        #: ``(history below, threshold)``: thresholds for principals with little history of
-        #: their own, calibrated on thinned copies of the training principals
-        self.evidence_thresholds = tuple((int(h), float(t)) for h, t in evidence_thresholds)
+        #: ``(bucket, threshold)`` per evidence bucket (:data:`BUCKETS`): thresholds for new
+        #: and sparse principals, calibrated on thinned copies of the training principals or
+        #: on a deployment's history (:meth:`recalibrated`); the main threshold elsewhere
+        for b, _ in evidence_thresholds:
+            if b not in BUCKETS:
+                raise DetectorError(f"unknown evidence bucket {b!r}")
+        self.evidence_thresholds = tuple((str(b), float(t)) for b, t in evidence_thresholds)
         self._compiled = CompiledForest(forest)
 
     def initial_states(self) -> dict[str, PrincipalState]:
@@ -532,6 +566,57 @@ class Detector:
             evidence_thresholds=evidence,
         )
 
+    def without_states(self) -> Detector:
+        """A copy that carries no per-principal state (for a population training never saw)."""
+        out = copy.copy(self)
+        out.states = {}
+        return out
+
+    def recalibrated(
+        self,
+        events: Sequence[AccessEvent],
+        *,
+        aim: float = RECALIBRATION_AIM,
+        burn_in_ms: int = 3 * DAY_MS,
+    ) -> Detector:
+        """A copy calibrated on a deployment's own history ``events`` (clean traffic of the
+        population it will score, in any order), starting from the states it had reached.
+
+        The events are folded into copies of the model's states (the copy carries them, so
+        scoring continues after the history) and scored as they are folded. The main threshold
+        and that of every evidence bucket (:data:`BUCKETS`: new, then the activity bands)
+        become the ``1 - aim * target_fpr`` quantile of those scores, so each band's realized
+        flag rate lands near ``aim`` x the target on this population rather than on the
+        training one. The first ``burn_in_ms`` of the history (every principal new at once,
+        unless the model knew it) is folded but not counted; a bucket with fewer than
+        ``5 / target_fpr`` counted events keeps its trained margin over the main threshold.
+        Forest, tail reference and baselines are unchanged.
+        """
+        if not 0.0 < aim <= 1.0:
+            raise DetectorError("aim must be in (0, 1]")
+        out = copy.copy(self)
+        states = out.initial_states()
+        batch = featurize(out.extractor(), events, states)
+        keep = _fit_rows(events, batch, 0, 0, burn_in_ms)
+        scores = out.score(batch.X[keep])
+        bucket = evidence_bucket(batch.history[keep], batch.age_ms[keep])
+        q, need = 1.0 - aim * self.target_fpr, 5.0 / self.target_fpr
+        main = float(np.quantile(scores, q)) if len(scores) >= need else self.threshold
+        # a bucket with too few events keeps its trained margin over the main threshold
+        trained = dict(self.evidence_thresholds)
+        evidence = []
+        for b, name in enumerate(BUCKETS):
+            sel = bucket == b
+            t = trained.get(name, self.threshold) + main - self.threshold
+            evidence.append((name, float(np.quantile(scores[sel], q)) if sel.sum() >= need else t))
+        out.threshold = main
+        out.evidence_thresholds = tuple(evidence)
+        out.states = states
+        out.trained = self.trained | {
+            "recalibrated": {"events": len(events), "counted": len(keep), "aim": aim}
+        }
+        return out
+
     # --- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the model with skops."""
@@ -588,7 +673,8 @@ class Detector:
         if isinstance(obj, dict) and obj.get("format") in OLD_FORMATS:
             raise ModelLoadError(
                 f"model file {p} is a {obj['format']} model, written by an older detector with "
-                f"other features; retrain it (streamproc detector train) to get {MODEL_FORMAT}"
+                f"other features or thresholds; retrain it (streamproc detector train) to get "
+                f"{MODEL_FORMAT}"
             )
         if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
             raise ModelLoadError(f"model file {p} is not a {MODEL_FORMAT} model")
@@ -620,7 +706,7 @@ class Detector:
                 tail=_optional(TailReference.from_dict, obj["tail"]),
                 tail_weight=float(obj["tail_weight"]),
                 evidence_thresholds=tuple(
-                    (int(h), float(t)) for h, t in json.loads(str(obj["evidence_thresholds"]))
+                    (str(b), float(t)) for b, t in json.loads(str(obj["evidence_thresholds"]))
                 ),
             )
         except (KeyError, TypeError, ValueError, DetectorError) as exc:

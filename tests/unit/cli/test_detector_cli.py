@@ -174,3 +174,33 @@ def test_train_takes_declared_groups(files: dict[str, Path]) -> None:
     assert bl is not None and bl.declared == {who: "night-shift"} and "night-shift" in bl.groups
     groups.write_text("- not a mapping\n")
     assert main(args) == 1
+
+
+def test_calibrate_writes_a_model_that_continues_after_the_history(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamproc.detector.model import BUCKETS, Detector
+
+    lines = files["labelled"].read_text().splitlines()
+    cut = len(lines) // 2
+    hist, rest = files["dir"] / "c-hist.jsonl", files["dir"] / "c-rest.jsonl"
+    hist.write_text("\n".join(lines[:cut]) + "\n")
+    rest.write_text("\n".join(lines[cut:]) + "\n")
+    cal = files["dir"] / "calibrated.skops"
+    args = ["detector", "calibrate", "--model", str(files["model"]), "--events", str(hist)]
+    assert main([*args, "--out", str(cal), "--aim", "0.5", "--burn-in-days", "1"]) == 0
+    assert "calibrated on" in capsys.readouterr().out
+    det = Detector.load(cal)
+    assert [b for b, _ in det.evidence_thresholds] == list(BUCKETS)
+    assert det.trained["recalibrated"]["aim"] == 0.5
+    # scoring from the calibrated model continues from the history's state
+    via_model, via_history = files["dir"] / "c1.jsonl", files["dir"] / "c2.jsonl"
+    score = ["detector", "score", "--events", str(rest)]
+    assert main([*score, "--model", str(cal), "--out", str(via_model)]) == 0
+    hist_args = ["--model", str(files["model"]), "--history", str(hist)]
+    assert main([*score, *hist_args, "--out", str(via_history)]) == 0
+    a = [json.loads(x)["score"] for x in via_model.read_text().splitlines()]
+    b = [json.loads(x)["score"] for x in via_history.read_text().splitlines()]
+    assert a == b
+    bad = ["--out", str(cal), "--aim", "1.5"]
+    assert main([*args, *bad]) != 0

@@ -128,10 +128,19 @@ def test_principal_quantile_gate_mutes_a_noisy_principal() -> None:
     assert len(json.dumps(st.to_dict()["scores"])) < 1000
 
 
-def test_principals_with_little_history_meet_their_own_higher_threshold() -> None:
+def test_each_evidence_bucket_meets_its_own_threshold() -> None:
     from streamproc.detector.decide import Decider
 
-    d = Decider(0.5, evidence_thresholds=((40, 0.55), (10, 0.6)))
-    assert [d.threshold_for(h) for h in (0, 9, 10, 39, 40, 500)] == [0.6, 0.6, 0.55, 0.55, 0.5, 0.5]
-    assert not d.is_flagged(0.58, 3, 0) and d.is_flagged(0.58, 20, 0)
-    assert d.is_flagged(0.51, 41, 0) and not d.is_flagged(0.51, 39, 0)
+    day = 86_400_000
+    d = Decider(0.5, evidence_thresholds=(("<=2", 0.55), ("new", 0.6)))
+    assert [d.threshold_for(h, 30 * day) for h in (0, 9, 10, 60, 61, 500)] == [
+        0.6,
+        0.6,
+        0.55,
+        0.55,
+        0.5,
+        0.5,
+    ]
+    assert not d.is_flagged(0.58, 3, 0) and d.is_flagged(0.58, 20, 30 * day)
+    # the same history over a shorter life is a busier principal: the main threshold
+    assert d.is_flagged(0.51, 20, day) and not d.is_flagged(0.51, 20, 30 * day)

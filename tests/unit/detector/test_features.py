@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from streamproc.detector.catalog import FEATURE_INDEX
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import (
     FEATURE_BOUNDS,
@@ -18,6 +19,7 @@ from streamproc.detector.features import (
     namespace_of,
     time_bin,
 )
+from streamproc.detector.state import copy_state
 from streamproc.errors import DetectorError
 
 T0 = 1_709_546_400_000  # Monday 2024-03-04 10:00 UTC
@@ -260,3 +262,23 @@ def test_a_session_from_a_new_address_is_novel_at_its_start_only() -> None:
     t = events[-1].ts + MIN
     X, _ = run([ev(9500 + k, t + k * MIN, ip="203.0.113.7") for k in range(20)], st)
     assert X[0, IDX["ip_rare"]] > X[-1, IDX["ip_rare"]] + 1.5
+
+
+def test_an_out_of_order_event_never_inflates_recent_counts() -> None:
+    """An event older than a key's last use counts as simultaneous with it: a negative age
+    would multiply the decayed count (2^10 for ten hours late) instead of decaying it."""
+
+    def at(i: int, t: int) -> AccessEvent:
+        return AccessEvent(f"e{i}", t, "p", "hr.x", "READ", 10, 1000, "10.0.0.1", True)
+
+    fx = FeatureExtractor()
+    st = PrincipalState()
+    for i in range(30):
+        fx.update(st, at(i, T0 + i * 10 * MIN))
+    # as late as ten hours, it counts like an event at the time of the last one
+    late, now = at(98, T0 - 10 * HOUR_MS_FOR_TEST), at(99, T0 + 290 * MIN)
+    a, b = copy_state(st), copy_state(st)
+    f_late, f_now = fx.update(a, late), fx.update(b, now)
+    for name in ("dataset_run", "action_burst"):
+        assert f_late[FEATURE_INDEX[name]] <= f_now[FEATURE_INDEX[name]] + 1e-9
+    assert all(v[1] <= v[0] + 1e-9 for v in a.datasets.values())

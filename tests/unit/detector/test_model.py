@@ -15,7 +15,15 @@ from streamproc.detector.features import (
     SIGNED_FEATURES,
     featurize,
 )
-from streamproc.detector.model import Detector, ForestParams, _background_box, _calibrate
+from streamproc.detector.model import (
+    BUCKETS,
+    Detector,
+    ForestParams,
+    _background_box,
+    _calibrate,
+    bucket_of,
+    evidence_bucket,
+)
 from streamproc.errors import DetectorError, ModelLoadError
 
 
@@ -92,7 +100,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/4 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/5 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -270,9 +278,58 @@ def test_evidence_thresholds_are_calibrated_and_persisted(
 ) -> None:
     ev = small_detector.evidence_thresholds
     assert ev and all(t >= small_detector.threshold for _, t in ev)
+    assert {b for b, _ in ev} <= set(BUCKETS)
     p = tmp_path / "m.skops"
     small_detector.save(p)
     assert Detector.load(p).evidence_thresholds == ev
     assert Decider.from_detector(small_detector).evidence_thresholds == tuple(sorted(ev))
     # an explicit threshold replaces every calibrated one
     assert Decider.from_detector(small_detector, threshold=0.7).evidence_thresholds == ()
+
+
+def test_a_format_4_model_is_refused_with_a_hint_to_retrain(tmp_path: Path) -> None:
+    p = tmp_path / "old.skops"
+    sio.dump({"format": "streamproc.detector/4", "feature_names": list(FEATURE_NAMES)}, p)
+    with pytest.raises(ModelLoadError, match=r"detector/4 model.*retrain"):
+        Detector.load(p)
+
+
+def test_evidence_buckets_are_new_then_the_activity_bands() -> None:
+    day = 86_400_000
+    cases = [(0, 0, "new"), (9, 30 * day, "new"), (10, 30 * day, "<=2"), (60, 30 * day, "<=2")]
+    cases += [(61, 30 * day, "2-10"), (300, 30 * day, "2-10"), (301, 30 * day, ">10")]
+    cases += [(10, 0, "2-10"), (11, day // 2, ">10")]  # a day at least: 10 and 11 a day
+    got = [BUCKETS[bucket_of(h, a)] for h, a, _ in cases]
+    assert got == [b for _, _, b in cases]
+    h, a = np.array([h for h, _, _ in cases]), np.array([a for _, a, _ in cases])
+    assert [BUCKETS[i] for i in evidence_bucket(h, a)] == got
+
+
+def test_recalibration_meets_its_aim_on_the_history_and_carries_the_state(
+    small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    det = small_detector.without_states()
+    assert det.states == {} and small_detector.states
+    cal = det.recalibrated(baseline_events, aim=0.5)
+    assert cal.trained["recalibrated"]["aim"] == 0.5 and cal is not det
+    assert {p: s.n for p, s in cal.states.items()} == {
+        p: s.n for p, s in small_detector.states.items()
+    }
+    assert det.threshold == small_detector.threshold  # the original is unchanged
+    # scored afresh from empty states, the counted history flags about aim x the target
+    d = Decider.from_detector(cal)
+    b = featurize(det.extractor(), baseline_events, {})
+    counted = np.array([e.ts for e in baseline_events]) >= baseline_events[0].ts + 3 * 86_400_000
+    scores = det.score(b.X)
+    flags = [
+        s >= d.threshold_for(int(h), int(a))
+        for s, h, a, c in zip(scores, b.history, b.age_ms, counted, strict=True)
+        if c
+    ]
+    # (quantile ties and a bucket's few events above its quantile: not exactly 0.5 %)
+    assert 0.5 * 0.005 < np.mean(flags) < 1.2 * 0.005
+    # a lower aim, higher thresholds
+    stricter = det.recalibrated(baseline_events, aim=0.2)
+    assert stricter.threshold > cal.threshold
+    with pytest.raises(DetectorError, match="aim"):
+        det.recalibrated(baseline_events, aim=0.0)
