@@ -16,6 +16,10 @@ within its source partition (``at(..., scope=partition, key=record_key)``), its 
 must be its subject (:func:`subject_key`), and a subject stays with the partition it was
 first charged on, so that one partition's owner holds, persists and restores the whole of
 every budget it charges (a record breaking either rule is a :class:`BudgetKeyError`).
+Keyed, each partition also has an event-time watermark (its newest charged record): a record
+more than one window older than it is refused, and a subject with no release in the last two
+windows before it is :meth:`BudgetLedger.expired` (its history can no longer matter), so the
+state of idle subjects can be dropped.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ class BudgetLedger:
         self._scope: int | None = None
         self._record_key: bytes | None = None
         self._home: dict[bytes, int] = {}
+        self._wm: dict[int, int] = {}  # partition -> newest event time charged there
         self.exhausted_subjects = 0
         self.refused = 0
         self._spent_units = 0
@@ -223,6 +228,12 @@ class BudgetLedger:
                     reason="budget_partition_mismatch",
                 )
         self._dirty.add(pseudonym)
+        if self._keyed:
+            wm = self._wm.get(self._scope)  # type: ignore[arg-type]
+            if wm is not None and t <= wm - acc.window_ms:
+                return self._refuse(subject)  # too late for its partition (expiry relies on it)
+            if wm is None or t > wm:
+                self._wm[self._scope] = t  # type: ignore[index]
         newest = spend.newest
         if newest is not None and t <= newest - acc.window_ms:
             return self._refuse(subject)  # too late: its window's history is gone
@@ -300,6 +311,40 @@ class BudgetLedger:
     def held(self, scopes: set[int]) -> list[bytes]:
         """Keyed: the subjects charged on any of ``scopes``."""
         return [p for p, h in self._home.items() if h in scopes]
+
+    def watermark(self, scope: int) -> int | None:
+        """Keyed: the newest event time charged on partition ``scope``."""
+        return self._wm.get(scope)
+
+    def restore_watermark(self, scope: int, event_ms: int) -> None:
+        self._wm[scope] = max(event_ms, self._wm.get(scope, event_ms))
+
+    def drop_watermarks(self, scopes: set[int]) -> None:
+        for sc in scopes:
+            self._wm.pop(sc, None)
+
+    def expired(self, scope: int) -> list[bytes]:
+        """Keyed: subjects of ``scope`` whose every release lies more than two windows before
+        its watermark. No record the ledger still accepts there (one window at most before
+        the watermark) has a window reaching back to them, so their state can go."""
+        wm = self._wm.get(scope)
+        if wm is None:
+            return []
+        out = []
+        accounts = self._accounts
+        for p, home in self._home.items():
+            if home != scope:
+                continue
+            subject = self._subjects.get(p)
+            if subject is None:
+                continue
+            for name, spend in subject.accounts.items():
+                acc = accounts.get(name)
+                if acc is None or spend.newest is None or spend.newest >= wm - 2 * acc.window_ms:
+                    break
+            else:
+                out.append(p)
+        return out
 
     def forget(self, pseudonyms: list[bytes]) -> None:
         """Drop subjects' state (their partition went to another owner, or is reloaded)."""

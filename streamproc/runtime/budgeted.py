@@ -8,17 +8,22 @@ its subject, so every subject's state belongs to one partition and moves with it
 The state topic ``<app id>-<topology>-budget`` (compacted, as many partitions as the
 source) holds, per source partition ``p``, one message per subject, ``bud/<p>/<pseudonym
 hex>`` -> the ledger's snapshot of it (account names, event times, nano-epsilons and the
-last noisy value: pseudonymous, never a raw value), and under exactly_once ``bcmt/<p>``,
-the offset each transaction committed. The rule that keeps the budget: a noisy value is
-never visible before the charge behind it is durable. exactly_once: snapshots, rows and
-offsets commit in one transaction. at_least_once: the snapshots of a batch are acknowledged
-before its rows are sent, so a record read again after a crash is charged again (the
-ledger over-counts, never under-counts).
+last noisy value: pseudonymous, never a raw value), ``bwm/<p>`` the partition's event-time
+watermark, and under exactly_once ``bcmt/<p>``, the offset each transaction committed.
+Subjects idle for two windows of the partition's event time are tombstoned (once a minute),
+so the state holds the subjects that can still matter, not every subject ever seen.
+
+The rule that keeps the budget: a noisy value is never visible before the charge behind it
+is durable. exactly_once: snapshots, rows and offsets commit in one transaction.
+at_least_once: the snapshots of a batch are acknowledged before its rows are sent, so a
+record read again after a crash is charged again (the ledger over-counts, never
+under-counts).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,10 +34,15 @@ from streamproc.runtime.statetopic import StateTopicError, marks_caught_up, read
 log = logging.getLogger("streamproc.runtime.budgeted")
 
 MARKER = b"bcmt/"
+SWEEP_S = 60.0  # how often idle subjects are looked for
 
 
 def budget_topic_name(app_id: str, topology: str) -> str:
     return f"{app_id}-{topology}-budget"
+
+
+def watermark_key(partition: int) -> bytes:
+    return b"bwm/%d" % partition
 
 
 def subject_state_key(partition: int, pseudonym: bytes) -> bytes:
@@ -60,6 +70,8 @@ class BudgetState:
         self.state_topic, self.n_state = state_topic, max(1, state_partitions)
         self.eos, self.conf, self.group = eos, conf, group
         self.owned: set[int] = set()
+        self._wm_sent: dict[int, int] = {}
+        self._swept = time.monotonic()
 
     def load(self, committed: dict[int, int]) -> None:
         """Adopt partitions at their committed offsets with their subjects' state (replacing
@@ -80,10 +92,14 @@ class BudgetState:
         n = 0
         for p in committed:
             prefix = b"bud/%d/" % p
+            wm_key = watermark_key(p)
             latest: dict[bytes, bytes | None] = {}
             for key, value in messages.get(p % self.n_state, []):
                 if key.startswith(prefix):
                     latest[key] = value  # compaction keeps the last; so does this
+                elif key == wm_key and value is not None:
+                    self.ledger.restore_watermark(p, int(value))
+                    self._wm_sent[p] = int(value)
             for key, value in latest.items():
                 if value is None:
                     continue
@@ -109,11 +125,15 @@ class BudgetState:
         """Forget partitions' subjects (revoked, lost, or before a reload)."""
         gone = set(partitions)
         self.ledger.forget(self.ledger.held(gone))
+        self.ledger.drop_watermarks(gone)
+        for p in gone:
+            self._wm_sent.pop(p, None)
         self.owned -= gone
 
-    def dirty_messages(self) -> list[tuple[int, bytes, bytes]]:
-        """``(state partition, key, snapshot)`` of every subject charged since the last call."""
-        out = []
+    def dirty_messages(self) -> list[tuple[int, bytes, bytes | None]]:
+        """``(state partition, key, snapshot)`` of every subject charged since the last call,
+        the watermarks that moved, and (once a minute) tombstones of idle subjects."""
+        out: list[tuple[int, bytes, bytes | None]] = []
         ledger = self.ledger
         for pseudonym in ledger.drain_dirty():
             p = ledger.home(pseudonym)
@@ -121,6 +141,27 @@ class BudgetState:
                 continue
             key = subject_state_key(p, pseudonym)
             out.append((p % self.n_state, key, ledger.snapshot(pseudonym)))
+        for p in self.owned:
+            wm = ledger.watermark(p)
+            if wm is not None and wm != self._wm_sent.get(p):
+                out.append((p % self.n_state, watermark_key(p), str(wm).encode()))
+                self._wm_sent[p] = wm
+        if time.monotonic() - self._swept >= SWEEP_S:
+            out += self.sweep()
+        return out
+
+    def sweep(self) -> list[tuple[int, bytes, bytes | None]]:
+        """Forget the subjects that can no longer matter; their tombstones."""
+        self._swept = time.monotonic()
+        out: list[tuple[int, bytes, bytes | None]] = []
+        for p in self.owned:
+            idle = self.ledger.expired(p)
+            self.ledger.forget(idle)
+            out += [(p % self.n_state, subject_state_key(p, s), None) for s in idle]
+        if out:
+            log.info(
+                "topology %s: %d idle DP budget subjects expired", self.flow.topology.name, len(out)
+            )
         return out
 
     def at_commit(self, offsets: dict[int, int]) -> list[tuple[int, bytes, bytes]]:

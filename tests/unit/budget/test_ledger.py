@@ -206,3 +206,60 @@ def test_forget_and_restore_with_scope_move_a_partition_between_owners() -> None
     assert b.home(P) == 2 and b.exhausted_subjects == 1
     b.at(None, scope=2, key=b"x")
     assert not b.spend(P, acc_b)  # the new owner continues the spent budget
+
+
+def test_keyed_partition_watermark_refuses_late_records_and_expires_idle_subjects() -> None:
+    ledger = BudgetLedger(clock=lambda: 0)
+    acc = ledger.account("f", epsilon=1.0, budget=1.0, window_days=1)
+    ledger.keyed()
+    q = b"\x02" * 16
+
+    def at(t: int, pseudonym: bytes) -> bool:
+        ledger.at(t, scope=0, key=b"k")
+        return ledger.spend(pseudonym, acc)
+
+    assert at(0, P) and ledger.watermark(0) == 0
+    assert at(3 * DAY_MS, q) and ledger.watermark(0) == 3 * DAY_MS
+    # P's only release lies three windows back: no record still accepted can reach it.
+    assert ledger.expired(0) == [P] and ledger.expired(1) == []
+    # A record more than a window older than the partition's newest is refused, even for a
+    # subject the ledger never saw (its history might have been expired).
+    assert not at(2 * DAY_MS - 1, b"\x03" * 16)
+    assert at(2 * DAY_MS + 1, b"\x04" * 16)
+    ledger.forget(ledger.expired(0))
+    assert ledger.home(P) is None and ledger.subjects == 3
+    ledger.restore_watermark(0, DAY_MS)  # a restore never moves a watermark back
+    assert ledger.watermark(0) == 3 * DAY_MS
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    # Event times on a coarse grid (quarter days, a little jitter): windows collide often.
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.builds(lambda q, j: q * DAY_MS // 4 + j, st.integers(0, 48), st.integers(-2, 2)),
+        ),
+        max_size=80,
+    ),
+    st.integers(1, 3),
+)
+def test_expiring_idle_subjects_never_lets_a_window_exceed_the_budget(
+    events: list[tuple[int, int]], days: int
+) -> None:
+    """Keyed ledger, expired subjects forgotten after every record: within every window of
+    every subject the granted epsilon stays within the budget (as without expiry)."""
+    ledger = BudgetLedger(clock=lambda: 0)
+    acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=days)
+    ledger.keyed()
+    granted: dict[int, list[int]] = {}
+    for who, t in events:
+        t = max(t, 0)
+        ledger.at(t, scope=0, key=b"k")
+        if ledger.spend(bytes([who]) * 16, acc):
+            granted.setdefault(who, []).append(t)
+        ledger.forget(ledger.expired(0))
+    w = days * DAY_MS
+    for times in granted.values():
+        for s in times:
+            assert sum(1 for t in times if s <= t < s + w) * 0.5 <= 1.0

@@ -68,3 +68,23 @@ def test_commit_markers_only_under_exactly_once() -> None:
         (0, MARKER + b"0", b"3"),
     ]
     assert keyed_state(eos=False).at_commit({4: 10}) == []
+
+
+def test_watermarks_are_persisted_and_idle_subjects_tombstoned() -> None:
+    state = keyed_state(eos=True)
+    flow = state.flow
+    state.owned = {0}
+    day = 86_400_000
+    recs = [customer_record(i, random.Random(i)) for i in range(2)]
+    for off, (rec, ts) in enumerate([(recs[0], day), (recs[1], 30 * day)]):
+        value = single_object(flow.plan.source_schema, rec)
+        key = rec["customer_id"].encode()
+        out = flow.process(value, key=key, topic="t", partition=0, offset=off, timestamp_ms=ts)
+        assert isinstance(out, Sanitized)
+    msgs = state.dirty_messages()
+    assert (0, b"bwm/0", str(30 * day).encode()) in msgs
+    assert [m for m in state.dirty_messages() if m[1] == b"bwm/0"] == []  # sent once
+    # The budget window is 7 days: the first customer's release lies over two windows back.
+    tomb = state.sweep()
+    assert len(tomb) == 1 and tomb[0][2] is None and tomb[0][1].startswith(b"bud/0/")
+    assert state.ledger.subjects == 1
