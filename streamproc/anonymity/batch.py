@@ -292,7 +292,15 @@ class _Optimal:
             folded.add(cell)
             total += penalty  # released at the box's cells (b + penalty) instead of at b
             rest_idx = np.concatenate([rest_idx, g])
-        return _Choice(total + rest_cost, j, frozenset(folded))
+        return _Choice(total + self.refined(rest_idx, levels, j), j, frozenset(folded))
+
+    def refined(self, idx: np.ndarray, levels: tuple[int, ...], j: int) -> float:
+        """The loss of a remainder once the greedy search has refined it (as :meth:`plan`'s
+        caller does), so that a split is costed by what it will release."""
+        out: dict[int, tuple[int, ...]] = {}
+        _greedy(self.t, [_Part(sorted(idx.tolist()), levels, frozenset({j}))], out, 0, self.tops)
+        ncp = self.t.ncp
+        return sum(ncp[jj][lv[jj]][i] for i, lv in out.items() for jj in range(self.q))
 
     def plan(
         self, idx: np.ndarray, levels: tuple[int, ...], level_of: list[tuple[int, ...]]
@@ -387,7 +395,7 @@ def _optimal(
 def _greedy(
     t: _Table,
     todo: list[_Part],
-    level_of: list[tuple[int, ...]],
+    level_of: list[tuple[int, ...]] | dict[int, tuple[int, ...]],
     budget: int,
     tops: tuple[int, ...],
 ) -> None:
