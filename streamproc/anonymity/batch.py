@@ -160,6 +160,10 @@ def _priority(t: _Table, p: _Part, j: int, s: _Split) -> tuple[float, float]:
 MAX_SEARCH_WORK = 4_000_000
 """Record visits (records x QIs over every box tried) the optimal search may spend before the
 batch falls back to the greedy one; it keeps the cost of a file near linear in its size."""
+SEARCH_WORK_PER_RECORD = 100
+"""The search visited 130-250 record-QIs per record-QI of the file on the development data: a
+file with more than MAX_SEARCH_WORK / 100 record-QIs is not searched at all (it would pass the
+bound, at a cost of seconds, and fall back anyway)."""
 
 
 class _TooBig(Exception):
@@ -367,7 +371,7 @@ def anonymize(
     tops = tuple(lad.top for lad in ladders)
     budget = int(max_suppressed * n)
     results: list[BatchResult] = []
-    if n and max_search_work > 0:
+    if n and n * len(ladders) * SEARCH_WORK_PER_RECORD <= max_search_work:
         with contextlib.suppress(_TooBig):  # too big a file: the greedy result alone
             results.append(_optimal(t, ladders, rows, tops, max_search_work))
     level_of: list[tuple[int, ...]] = [tops] * n
