@@ -1,6 +1,7 @@
 """Anonymity benchmark: risk, guarantee, information loss and model utility at k = 5.
 
-Run: ``.venv/bin/python -m load.bench_anonymity [--k 5] [--windows 500,2000] [--seed 7]``
+Run: ``.venv/bin/python -m load.bench_anonymity [--k 5] [--windows 500,2000,5000] [--seed 7]
+[--datasets anes96,fair,diabetes,customers]``
 
 Data (nothing downloaded at run time):
 
@@ -10,11 +11,16 @@ Data (nothing downloaded at run time):
 - ``fair`` (statsmodels: 6,366 women of the 1974 Redbook survey): QIs age, yrs_married,
   children, religious, educ, occupation; label: any affair; HELD OUT -- ladders set by the same
   rule, nothing tuned on it;
+- ``diabetes`` (scikit-learn's ``load_diabetes(scaled=False)``: 442 patients of Efron et al.,
+  2004): QIs age, sex, bmi, bp; label: disease progression above its median; other features
+  s1-s6; HELD OUT (second set, added 2026-12-02) -- QIs and ladders fixed by the rule below
+  from the documentation, before any anonymization was run on it;
 - ``customers`` (streamproc.testing.customers, 5,000 synthetic records): QIs birth_date,
   postcode, city, gender; no meaningful label (risk and loss only).
 
 Ladder rule: numbers get powers of two from the field's resolution (1 for integers, 0.5 for the
-half-step ``fair`` fields) up to its range; categories a codebook grouping; times day/month/year.
+half-step ``fair`` fields; otherwise the largest of 0.5, 0.1, 0.05, 0.01, ... that every
+value is a whole multiple of) up to its range; categories a codebook grouping; times day/month/year.
 
 For each dataset, on a 70 % training split (seeded): the raw risk (k_min, unique share),
 then three anonymizations at the same k -- ``streamproc.anonymity.anonymize`` (batch),
@@ -145,6 +151,45 @@ def load_fair() -> Dataset:
     return Dataset(
         "fair", "held-out", (*halves, *ints, "occupation"), tuple(lads), qi, other, label
     )
+
+
+RESOLUTIONS = (1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001)
+
+
+def _resolution(values: np.ndarray) -> float:
+    """The recording step of a numeric column: the coarsest of RESOLUTIONS dividing every value."""
+    for res in RESOLUTIONS:
+        scaled = values / res
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
+            return res
+    return RESOLUTIONS[-1]
+
+
+def load_diabetes() -> Dataset:
+    from sklearn.datasets import load_diabetes as sk_diabetes  # bench-only use
+
+    df = sk_diabetes(scaled=False, as_frame=True).frame
+    cols = ("age", "sex", "bmi", "bp")
+    lads: list[Ladder] = []
+    kinds: list[bool] = []  # integer-valued
+    for c in cols:
+        col = df[c].to_numpy(float)
+        res = _resolution(col)
+        span = float(col.max() - col.min())
+        if res >= 1:
+            lads.append(_lad({"bucket": _pow2(1, span)}, "int", c))
+        else:
+            widths = [round(w, 6) for w in _pow2(res, span)]
+            lads.append(_lad({"bucket": widths}, "double", c))
+        kinds.append(res >= 1)
+    qi = [
+        tuple(int(v) if is_int else float(v) for v, is_int in zip(row, kinds, strict=True))
+        for row in df[list(cols)].to_numpy(float)
+    ]
+    other = df[["s1", "s2", "s3", "s4", "s5", "s6"]].to_numpy(float)
+    target = df["target"].to_numpy(float)
+    label = (target > np.median(target)).astype(int)
+    return Dataset("diabetes", "held-out", cols, tuple(lads), qi, other, label)
 
 
 def load_customers(n: int = 5000) -> Dataset:
@@ -483,19 +528,33 @@ def print_table(rows: list[dict[str, Any]], k: int) -> None:
     print("goals: stream ncp <= 1.5x mondrian, batch <= 1.1x; acc/auc ratio >= 0.95 at k = 5")
 
 
+LOADERS: dict[str, Callable[[], Dataset]] = {
+    "anes96": load_anes96,
+    "fair": load_fair,
+    "diabetes": load_diabetes,
+    "customers": load_customers,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument(
-        "--windows", default="500,2000", help="stream max_delay_ms values (1 record/ms)"
+        "--windows", default="500,2000,5000", help="stream max_delay_ms values (1 record/ms)"
+    )
+    ap.add_argument(
+        "--datasets",
+        default=",".join(LOADERS),
+        help=f"comma-separated, among {', '.join(LOADERS)}",
     )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--customers", type=int, default=5000)
     args = ap.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",") if w]
     rows: list[dict[str, Any]] = []
-    for loader in (load_anes96, load_fair, lambda: load_customers(args.customers)):
-        rows += evaluate(loader(), args.k, windows, args.seed)
+    for name in (d for d in args.datasets.split(",") if d):
+        ds = load_customers(args.customers) if name == "customers" else LOADERS[name]()
+        rows += evaluate(ds, args.k, windows, args.seed)
     print_table(rows, args.k)
     bad = [r for r in rows if r["method"] != "raw" and r["k_min"] and r["k_min"] < args.k]
     return 1 if bad else 0

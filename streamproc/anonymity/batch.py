@@ -2,11 +2,13 @@
 
 Top-down specialization, Mondrian-style local recoding on the ladder lattice: every record starts
 fully suppressed (all QIs at the top of their ladders) in one partition; a partition is split on
-the QI whose next finer level gives the largest drop in NCP while every released child keeps
->= k records and >= l distinct values of each sensitive field. Children that are too small go
-back into a *remainder* kept at the parent level (which must itself be k/l-valid, topped up with
-the smallest valid children if needed), or are suppressed while the ``max_suppressed`` budget
-lasts. A final check suppresses any combination that is not k/l-valid, so the guarantee does not
+one QI by one level while every released child keeps >= k records and >= l distinct values of
+each sensitive field. Children that are too small go back into a *remainder* kept at the parent
+level (which must itself be k/l-valid, topped up with valid children if needed), or are
+suppressed while the ``max_suppressed`` budget lasts. Two searches choose the splits: an optimal
+one (memoized over boxes, :class:`_Optimal`, bounded by ``max_search_work``) and the greedy one
+(Mondrian's rule: the QI the partition is most generalized on first); the lower-loss output is
+kept. A final check suppresses any combination that is not k/l-valid, so the guarantee does not
 rest on the search alone.
 
 >>> from streamproc.anonymity.ladder import parse_ladder
@@ -18,10 +20,13 @@ rest on the search alone.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from streamproc.anonymity.ladder import Cell, Ladder
 
@@ -152,6 +157,193 @@ def _priority(t: _Table, p: _Part, j: int, s: _Split) -> tuple[float, float]:
     return (sum(now[i] for i in p.idx) / len(p.idx), s.gain)
 
 
+MAX_SEARCH_WORK = 4_000_000
+"""Record visits (records x QIs over every box tried) the optimal search may spend before the
+batch falls back to the greedy one; it keeps the cost of a file near linear in its size."""
+SEARCH_WORK_PER_RECORD = 100
+"""The search visited 130-250 record-QIs per record-QI of the file on the development data: a
+file with more than MAX_SEARCH_WORK / 100 record-QIs is not searched at all (it would pass the
+bound, at a cost of seconds, and fall back anyway)."""
+
+
+class _TooBig(Exception):
+    """The optimal search passed MAX_SEARCH_WORK."""
+
+
+@dataclass
+class _Choice:
+    cost: float
+    qi: int  # -1: release the box at its cells (or at ``closed``, finer ones)
+    folded: frozenset[Cell] = frozenset()  # valid children released with the remainder
+    closed: tuple[int, ...] | None = None
+
+
+class _Optimal:
+    """Memoized top-down search over *boxes*: one ladder cell per QI, holding every record of
+    the file in those cells (so a box is named by its levels and cells, and shared by every path
+    that reaches it).
+
+    best(box) = min(release the box at its cells, min over QIs j of [sum of best(valid children
+    on j) + the remainder released at the box's cells]), with the greedy search's rules for the
+    remainder: at the top it is suppressed; below, it must be k/l-valid, else the valid children
+    that cost least to release at the box's cells are folded into it until it is.
+
+    A box below the top with fewer than 2k records has one useful move per QI, to a finer cell
+    all its records share (any other split leaves an invalid remainder and one child to fold,
+    i.e. the box itself); its best is therefore its *closure*, each QI at the finest level its
+    records share, computed directly (most boxes are that small).
+    """
+
+    def __init__(self, t: _Table, tops: tuple[int, ...], max_work: int) -> None:
+        self.t, self.tops, self.max_work, self.work = t, tops, max_work, 0
+        self.q = len(tops)
+        self.codes = [
+            [np.array(_codes(per_level), dtype=np.int64) for per_level in t.cells[j]]
+            for j in range(self.q)
+        ]
+        self.ncp = [[np.array(x, dtype=np.float64) for x in t.ncp[j]] for j in range(self.q)]
+        self.memo: dict[tuple[tuple[int, ...], tuple[Cell, ...]], _Choice] = {}
+
+    def closure(self, idx: np.ndarray, levels: tuple[int, ...]) -> tuple[int, ...]:
+        ids = idx.tolist()
+        out = []
+        for j, lv in enumerate(levels):
+            cells = self.t.cells[j]
+            while lv > 0 and len({cells[lv - 1][i] for i in ids}) == 1:
+                lv -= 1
+            out.append(lv)
+        return tuple(out)
+
+    def key(self, idx: np.ndarray, levels: tuple[int, ...]) -> tuple[Any, ...]:
+        first = int(idx[0])
+        return (levels, tuple(self.t.cells[j][levels[j]][first] for j in range(self.q)))
+
+    def groups(
+        self, idx: np.ndarray, j: int, lv: int, here: np.ndarray | None = None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """The box's records by their cell at QI j's level lv (one array per cell), and the
+        sum of ``here`` (a per-record value, in ``idx`` order) over each."""
+        codes = self.codes[j][lv][idx]
+        order = np.argsort(codes, kind="stable")
+        sc = codes[order]
+        starts = np.flatnonzero(np.concatenate(([True], sc[1:] != sc[:-1])))
+        sums = np.add.reduceat(here[order], starts) if here is not None else np.zeros(0)
+        return np.split(idx[order], starts[1:]), sums
+
+    def valid(self, idx: np.ndarray) -> bool:
+        if len(idx) < self.t.k:
+            return False
+        return self.t.l <= 1 or self.t.sensitive is None or self.t.valid(idx.tolist())
+
+    def loss(self, idx: np.ndarray, levels: tuple[int, ...]) -> np.ndarray:
+        return sum((self.ncp[j][levels[j]][idx] for j in range(self.q)), np.zeros(len(idx)))
+
+    def best(self, idx: np.ndarray, levels: tuple[int, ...]) -> float:
+        key = self.key(idx, levels)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit.cost
+        self.work += len(idx) * self.q
+        if self.work > self.max_work:
+            raise _TooBig
+        if levels != self.tops and len(idx) < 2 * self.t.k:
+            closed = self.closure(idx, levels)
+            choice = _Choice(float(self.loss(idx, closed).sum()), -1, closed=closed)
+            self.memo[key] = choice
+            return choice.cost
+        here = self.loss(idx, levels)
+        choice = _Choice(float(here.sum()), -1)
+        for j in range(self.q):
+            if levels[j] == 0:
+                continue
+            option = self.split(idx, levels, j, here)
+            if option is not None and option.cost < choice.cost - 1e-12:
+                choice = option
+        self.memo[key] = choice
+        return choice.cost
+
+    def split(
+        self, idx: np.ndarray, levels: tuple[int, ...], j: int, here: np.ndarray
+    ) -> _Choice | None:
+        lv = levels[j] - 1
+        finer = tuple(x - (jj == j) for jj, x in enumerate(levels))
+        good: list[tuple[float, float, Cell, np.ndarray]] = []  # (penalty, best, cell, records)
+        rest: list[np.ndarray] = []
+        rest_cost = 0.0
+        groups, at_box = self.groups(idx, j, lv, here)
+        for g, cost in zip(groups, at_box.tolist(), strict=True):
+            if self.valid(g):
+                b = self.best(g, finer)
+                good.append((cost - b, b, self.t.cells[j][lv][int(g[0])], g))
+            else:
+                rest.append(g)
+                rest_cost += cost
+        if not good:
+            return None
+        total = sum(x[1] for x in good)
+        if not rest or levels == self.tops:
+            # At the top the remainder is suppressed (its cost at the top cells, 1 per QI).
+            return _Choice(total + rest_cost, j)
+        # Fold the children whose own search gains least over the box's cells until the
+        # remainder is valid; at least one child stays (else this is the box released whole).
+        good.sort(key=lambda x: x[0])
+        rest_idx = np.concatenate(rest)
+        folded: set[Cell] = set()
+        while not self.valid(rest_idx):
+            if len(good) <= 1:
+                return None
+            penalty, b, cell, g = good.pop(0)
+            folded.add(cell)
+            total += penalty  # released at the box's cells (b + penalty) instead of at b
+            rest_idx = np.concatenate([rest_idx, g])
+        return _Choice(total + self.refined(rest_idx, levels, j), j, frozenset(folded))
+
+    def refined(self, idx: np.ndarray, levels: tuple[int, ...], j: int) -> float:
+        """The loss of a remainder once the greedy search has refined it (as :meth:`plan`'s
+        caller does), so that a split is costed by what it will release."""
+        out: dict[int, tuple[int, ...]] = {}
+        _greedy(self.t, [_Part(sorted(idx.tolist()), levels, frozenset({j}))], out, 0, self.tops)
+        ncp = self.t.ncp
+        return sum(ncp[jj][lv[jj]][i] for i, lv in out.items() for jj in range(self.q))
+
+    def plan(
+        self, idx: np.ndarray, levels: tuple[int, ...], level_of: list[tuple[int, ...]]
+    ) -> list[_Part]:
+        """Apply the memoized choices from ``idx`` down; returns the remainders (kept at their
+        box's cells, frozen on the split QI) for the greedy search to refine further."""
+        out: list[_Part] = []
+        stack = [(idx, levels)]
+        while stack:
+            box, lvs = stack.pop()
+            choice = self.memo[self.key(box, lvs)]
+            if choice.qi < 0:
+                for i in box.tolist():
+                    level_of[i] = choice.closed or lvs
+                continue
+            j = choice.qi
+            lv = lvs[j] - 1
+            finer = tuple(x - (jj == j) for jj, x in enumerate(lvs))
+            rest: list[int] = []
+            for g in self.groups(box, j, lv)[0]:
+                cell = self.t.cells[j][lv][int(g[0])]
+                if self.valid(g) and cell not in choice.folded:
+                    stack.append((g, finer))
+                else:
+                    rest.extend(g.tolist())
+            if rest and lvs == self.tops:
+                continue  # suppressed (level_of starts at the top)
+            if rest:
+                for i in rest:
+                    level_of[i] = lvs
+                out.append(_Part(sorted(rest), lvs, frozenset({j})))
+        return out
+
+
+def _codes(cells: list[Cell]) -> list[int]:
+    ids: dict[Cell, int] = {}
+    return [ids.setdefault(c, len(ids)) for c in cells]
+
+
 def anonymize(
     rows: Sequence[Sequence[Any]],
     ladders: Sequence[Ladder],
@@ -160,6 +352,7 @@ def anonymize(
     l: int = 1,  # noqa: E741
     sensitive: Sequence[Sensitive] | None = None,
     max_suppressed: float = 0.0,
+    max_search_work: int = MAX_SEARCH_WORK,
 ) -> BatchResult:
     """Generalize ``rows`` (QI values in ``ladders`` order) so that every combination that is not
     fully suppressed occurs in >= k rows with >= l distinct values of each sensitive attribute.
@@ -167,15 +360,51 @@ def anonymize(
     ``sensitive`` gives one tuple per row (one entry per sensitive field). ``max_suppressed`` is
     the share of rows the search may suppress to keep others finer; rows that fit no group are
     suppressed beyond it too (the share is reported, the guarantee never relaxed).
+    ``max_search_work`` bounds the optimal search (records x QIs visited; 0 turns it off). The
+    greedy search always runs too (it is cheap, may use the suppression budget, and its
+    remainders split further than the optimal search's model): the lower-loss output is kept.
     """
     if k < 1 or l < 1:
         raise ValueError("k and l must be >= 1")
     t = build_table(rows, ladders, k=k, l=l, sensitive=sensitive)
-    n, q = len(rows), len(ladders)
+    n = len(rows)
     tops = tuple(lad.top for lad in ladders)
-    level_of: list[tuple[int, ...]] = [tops] * n
     budget = int(max_suppressed * n)
-    todo = [_Part(list(range(n)), tops)] if n else []
+    results: list[BatchResult] = []
+    if n and n * len(ladders) * SEARCH_WORK_PER_RECORD <= max_search_work:
+        with contextlib.suppress(_TooBig):  # too big a file: the greedy result alone
+            results.append(_optimal(t, ladders, rows, tops, max_search_work))
+    level_of: list[tuple[int, ...]] = [tops] * n
+    _greedy(t, [_Part(list(range(n)), tops)] if n else [], level_of, budget, tops)
+    results.append(_finish(t, ladders, rows, level_of, tops))
+    return min(results, key=lambda r: r.ncp)
+
+
+def _optimal(
+    t: _Table,
+    ladders: Sequence[Ladder],
+    rows: Sequence[Sequence[Any]],
+    tops: tuple[int, ...],
+    max_work: int,
+) -> BatchResult:
+    search = _Optimal(t, tops, max_work)
+    idx = np.arange(len(rows), dtype=np.int64)
+    search.best(idx, tops)
+    level_of: list[tuple[int, ...]] = [tops] * len(rows)
+    remainders = search.plan(idx, tops, level_of)
+    _greedy(t, remainders, level_of, 0, tops)
+    return _finish(t, ladders, rows, level_of, tops)
+
+
+def _greedy(
+    t: _Table,
+    todo: list[_Part],
+    level_of: list[tuple[int, ...]] | dict[int, tuple[int, ...]],
+    budget: int,
+    tops: tuple[int, ...],
+) -> None:
+    """The greedy top-down search: split each partition on the QI of the best priority."""
+    q = len(tops)
     while todo:
         p = todo.pop()
         best: _Split | None = None
@@ -200,7 +429,6 @@ def anonymize(
             todo.append(_Part(best.remainder, p.levels, p.frozen | {best.qi}))
         for i in best.suppress:
             level_of[i] = tops
-    return _finish(t, ladders, rows, level_of, tops)
 
 
 def _finish(

@@ -171,6 +171,11 @@ class IntervalLadder(_Ladder):
         a, b = (x, 1) if isinstance(x, int) else (x.numerator, x.denominator)
         w0 = self.widths[0]
         idx = (a * w0.denominator) // (b * w0.numerator)
+        if self.kind == base.FLOAT and ((idx + 1) * w0.numerator) / w0.denominator <= x:
+            # The float below a decimal bound (107.33 is 107.3299...) has that bound as its
+            # cell's hi once rendered as a float: it goes to the next cell, whose lo renders
+            # as the value itself, so lo <= value < hi holds on the published floats.
+            idx += 1
         out: list[Cell] = []
         prev = w0
         integer = self.kind == base.INTEGER

@@ -9,7 +9,7 @@ comes, it leaves in one of three ways, cheapest information loss first:
    guarantee over the cumulative output stays;
 2. or it founds a new k-group with the buffered records nearest to it: top-down over the ladder
    lattice, specializing the QI that lowers its NCP most while >= k buffered records (l-diverse)
-   still share its cells; the group (itself plus k-1 others, oldest first, picked to cover l)
+   still share its cells; the group (itself plus k-1 others, nearest first, picked to cover l)
    is released at those cells and the combination becomes published;
 3. or it is suppressed (every QI None).
 
@@ -38,6 +38,7 @@ Combo = tuple[Cell, ...]
 STATE_VERSION = 1
 _EMPTY: frozenset[int] = frozenset()
 MAX_DISTINCT = 100_000  # distinct prefix-field values kept per QI for NCP
+NEAREST_LIMIT = 32  # companions are chosen nearest-first among at most this many x k members
 
 
 @dataclass(frozen=True)
@@ -313,8 +314,29 @@ class StreamAnonymizer:
         return self._pick(e, set(self._seqs(members))), tuple(levels)
 
     def _pick(self, e: _Entry, members: set[int]) -> list[int]:
-        """e plus k-1 others, oldest first, taking new sensitive values first to reach l."""
-        others = sorted((s for s in members if s != e.seq), key=lambda s: self._buf[s].arrival_ms)
+        """e plus k-1 others, nearest first (the most ladder cells shared with e, then the
+        oldest), taking new sensitive values first to reach l.
+
+        Nearest first leaves the buffer's other records with each other, not with e's cells;
+        on the development data it lowered the stream's NCP (anes96 0.158 -> 0.152 with 500
+        buffered). Above NEAREST_LIMIT x k members the order is the arrival order (cost).
+        """
+
+        def near(s: int) -> tuple[int, int]:
+            o = self._buf[s]
+            same = sum(
+                1
+                for j, cs in enumerate(o.cells)
+                for lv, c in enumerate(cs[:-1])
+                if c == e.cells[j][lv]
+            )
+            return (-same, o.arrival_ms)
+
+        def oldest(s: int) -> tuple[int, int]:
+            return (0, self._buf[s].arrival_ms)
+
+        key = near if len(members) <= NEAREST_LIMIT * self.k else oldest
+        others = sorted((s for s in members if s != e.seq), key=key)
         chosen = [e.seq]
         if self.l > 1 and e.sensitive:
             seen = [{e.sensitive[a]} for a in range(len(e.sensitive))]

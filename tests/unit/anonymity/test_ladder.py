@@ -119,6 +119,24 @@ def test_float_buckets_nest_exactly() -> None:
     assert f.cell(float("nan"), 0) is None and f.cell(float("inf"), 0) is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    width=st.sampled_from(["0.01", "0.05", "0.1", "0.3", "2.5"]),
+    steps=st.integers(-200_000, 200_000),
+    digits=st.integers(0, 3),
+)
+def test_rendered_float_cells_contain_decimal_values(width: str, steps: int, digits: int) -> None:
+    """A float just below its decimal (107.33 is 107.3299...) must not get a cell whose
+    rendered hi equals it: lo <= value < hi on the published floats, at every level."""
+    w = float(width)
+    f = lad({"bucket": [w, w * 4, w * 8]}, "double")
+    x = round(steps * w / 10**digits, 6)
+    for lv in range(f.top):
+        lo, hi = _interval(f, f.cell(x, lv))
+        assert lo <= x < hi
+    assert f.cell(107.33, 0) == (107.33, 107.34) or w != 0.01
+
+
 def _interval(lad_: Any, cell: Any) -> tuple[Any, Any]:
     out = lad_.render(cell)
     return out["lo"], out["hi"]

@@ -186,3 +186,18 @@ def test_replay_after_a_crash_completes_the_group_at_the_same_values() -> None:
     assert (
         again.replay(8, (31,), pin={"levels": [9], "cells": [None]}, arrival_ms=6, now_ms=6) is None
     )
+
+
+def test_companions_are_the_nearest_then_the_oldest() -> None:
+    """e's group is [30, 40) x [40, 50) (nothing finer has 3 records); among the four sharing
+    it, y shares e's exact first value, so it goes before the older x and w."""
+    a = parse_ladder({"bucket": [1, 10]}, "int", schema_file="s", field_path="a")
+    b = parse_ladder({"bucket": [1, 10]}, "int", schema_file="s", field_path="b")
+    s = StreamAnonymizer([a, b], k=3, max_delay_ms=100)
+    for t, (name, qi) in enumerate(
+        [("e", (31, 41)), ("x", (35, 45)), ("w", (36, 46)), ("y", (31, 48))]
+    ):
+        s.add(name, qi, arrival_ms=t)
+    first = s.poll(100)
+    assert sorted(r.item_id for r in first) == ["e", "x", "y"]
+    assert all(r.values == ({"lo": 30, "hi": 40}, {"lo": 40, "hi": 50}) for r in first)
