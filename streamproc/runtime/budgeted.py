@@ -25,11 +25,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from streamproc.budget import BudgetError
 from streamproc.pipeline import SanitizeFlow
-from streamproc.runtime.statetopic import StateTopicError, marks_caught_up, read_state
+from streamproc.runtime.statetopic import StateTopic, StateTopicError
 
 log = logging.getLogger("streamproc.runtime.budgeted")
 
@@ -55,20 +54,14 @@ class BudgetState:
     def __init__(
         self,
         flow: SanitizeFlow,
-        state_topic: str,
-        state_partitions: int,
-        *,
-        eos: bool,
-        conf: dict[str, Any],
-        group: str,
+        state: StateTopic,
     ) -> None:
         ledger = flow.budget
         assert ledger is not None
         ledger.keyed()
-        self.flow, self.ledger = flow, ledger
+        self.flow, self.ledger, self.state = flow, ledger, state
         self.topic = flow.topology.source.topic
-        self.state_topic, self.n_state = state_topic, max(1, state_partitions)
-        self.eos, self.conf, self.group = eos, conf, group
+        self.state_topic, self.n_state, self.eos = state.name, max(1, state.partitions), state.eos
         self.owned: set[int] = set()
         self._wm_sent: dict[int, int] = {}
         self._swept = time.monotonic()
@@ -80,15 +73,7 @@ class BudgetState:
             return
         self.drop(list(committed))
         what = f"topology {self.flow.topology.name}"
-        messages = read_state(
-            self.conf,
-            self.group,
-            self.state_topic,
-            [p % self.n_state for p in committed],
-            MARKER,
-            lambda marks: marks_caught_up(self.eos, committed, marks),
-            what,
-        )
+        messages = self.state.read(committed, MARKER, what)
         n = 0
         for p in committed:
             prefix = b"bud/%d/" % p

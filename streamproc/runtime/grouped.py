@@ -24,7 +24,7 @@ from streamproc.pipeline import Outcome, SanitizeFlow
 from streamproc.pipeline.grouping import PartitionGroups, Prepared
 from streamproc.pipeline.grouping import read_state as partition_state
 from streamproc.pipeline.outcome import DeadLetter
-from streamproc.runtime.statetopic import marks_caught_up, read_state
+from streamproc.runtime.statetopic import StateTopic
 
 log = logging.getLogger("streamproc.runtime.grouped")
 
@@ -45,19 +45,13 @@ class Grouping:
     def __init__(
         self,
         flow: SanitizeFlow,
-        state_topic: str,
-        state_partitions: int,
-        *,
-        eos: bool,
-        conf: dict[str, Any],
-        group: str,
+        state: StateTopic,
     ) -> None:
         spec = flow.anonymity
         assert spec is not None
-        self.flow, self.spec = flow, spec
+        self.flow, self.spec, self.state = flow, spec, state
         self.topic = flow.topology.source.topic
-        self.state_topic, self.n_state = state_topic, max(1, state_partitions)
-        self.eos, self.conf, self.group = eos, conf, group
+        self.state_topic, self.n_state, self.eos = state.name, max(1, state.partitions), state.eos
         over = flow.topology.anonymity
         delay = spec.privacy.max_delay_ms
         if over.max_delay_ms is not None:
@@ -108,15 +102,7 @@ class Grouping:
     def _read_state(self, committed: dict[int, int]) -> dict[int, list[tuple[bytes, Any]]]:
         """Every message of the state partitions the ``committed`` partitions map to, read
         until each partition's ``cmt`` marker shows its committed offset (exactly_once)."""
-        return read_state(
-            self.conf,
-            self.group,
-            self.state_topic,
-            [p % self.n_state for p in committed],
-            b"cmt/",
-            lambda marks: marks_caught_up(self.eos, committed, marks),
-            f"topology {self.flow.topology.name}",
-        )
+        return self.state.read(committed, b"cmt/", f"topology {self.flow.topology.name}")
 
     # --- the data path ---------------------------------------------------------------------
 

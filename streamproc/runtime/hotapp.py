@@ -32,6 +32,7 @@ from streamproc.runtime.hotpath import (
     ensure_outputs,
     run_in_thread,
 )
+from streamproc.runtime.statetopic import StateTopic
 
 log = logging.getLogger("streamproc.runtime.hotapp")
 
@@ -97,33 +98,22 @@ def add_hot_path(
         if f.budget is not None:
             state_topics.setdefault(name, []).append(budget_topic_name(app_id, name))
     counts = ensure_outputs(conf, flows, state_topics)
+    eos = guarantee == "exactly_once"
+
+    def state(name: str) -> StateTopic:
+        return StateTopic(name, counts[name], eos, conf, spec.group)
+
     routes = {}
     for flow in flows:
         topo = flow.topology
+        # Stateful routes run in this process (never offloaded): the k-anonymity buffers,
+        # and one keyed DP ledger per worker, both persisted with the route's offsets.
         grouping = None
         if flow.anonymity is not None:
-            # Records wait for their group in this process: a k route is never offloaded.
-            state = state_topic_name(app_id, topo.name)
-            grouping = Grouping(
-                flow,
-                state,
-                counts[state],
-                eos=guarantee == "exactly_once",
-                conf=conf,
-                group=spec.group,
-            )
+            grouping = Grouping(flow, state(state_topic_name(app_id, topo.name)))
         budget = None
         if flow.budget is not None:
-            # One keyed ledger per worker, persisted with the route's offsets.
-            topic = budget_topic_name(app_id, topo.name)
-            budget = BudgetState(
-                flow,
-                topic,
-                counts[topic],
-                eos=guarantee == "exactly_once",
-                conf=conf,
-                group=spec.group,
-            )
+            budget = BudgetState(flow, state(budget_topic_name(app_id, topo.name)))
         n_helpers = 0 if grouping is not None or budget is not None else offload
         helpers = [BlockingFlowProcess(topo.path, settings, flow) for _ in range(n_helpers)]
         routes[topo.source.topic] = Route(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -108,3 +109,32 @@ def read_state(
                 raise StateTopicError(f"reading {topic}: timed out")
     finally:
         reader.close()
+
+
+@dataclass(frozen=True)
+class StateTopic:
+    """One route's state topic: its name and partition count, and how it is read."""
+
+    name: str
+    partitions: int
+    eos: bool
+    conf: dict[str, Any]
+    group: str  # the hot path's (an assign()-only reader neither joins nor commits)
+
+    def of(self, source_partition: int) -> int:
+        """The state partition of a source partition."""
+        return source_partition % max(1, self.partitions)
+
+    def read(
+        self, committed: dict[int, int], marker: bytes, what: str
+    ) -> dict[int, list[tuple[bytes, Any]]]:
+        """The state of the ``committed`` source partitions (see :func:`read_state`)."""
+        return read_state(
+            self.conf,
+            self.group,
+            self.name,
+            [self.of(p) for p in committed],
+            marker,
+            lambda marks: marks_caught_up(self.eos, committed, marks),
+            what,
+        )

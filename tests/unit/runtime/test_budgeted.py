@@ -11,12 +11,13 @@ import random
 from streamproc.budget import BudgetLedger
 from streamproc.pipeline import DeadLetter, Sanitized
 from streamproc.runtime.budgeted import MARKER, BudgetState, budget_topic_name
+from streamproc.runtime.statetopic import StateTopic
 from streamproc.testing.customers import customer_record, single_object
 from tests.unit.pipeline.test_sanitize_budget import budgeted_flow
 
 
 def keyed_state(*, eos: bool) -> BudgetState:
-    return BudgetState(budgeted_flow(), "app-customers-budget", 3, eos=eos, conf={}, group="g")
+    return BudgetState(budgeted_flow(), StateTopic("app-customers-budget", 3, eos, {}, "g"))
 
 
 def test_budget_topic_is_named_after_app_and_topology() -> None:
