@@ -72,6 +72,19 @@ def build_flows() -> list[SanitizeFlow]:
     return flows
 
 
+def instrument_generated(flows: list[SanitizeFlow]) -> None:
+    """Bounds scans and plans are source generated at start-up, which ``instrument_imports``
+    never sees: instrument their functions so coverage guides the fuzzer through them too."""
+    for flow in flows:
+        spaces = [flow.plan.sanitize.__globals__]
+        spaces += [ws.check.__globals__ for ws in flow.decoder.schemas._by_fp.values() if ws.check]
+        for namespace in spaces:
+            for fn in namespace.values():
+                code = getattr(fn, "__code__", None)
+                if code is not None and code.co_filename.startswith("<streamproc"):
+                    atheris.instrument_func(fn)  # in place: every reference sees it
+
+
 def seeds(flows: list[SanitizeFlow], corpus: Path) -> None:
     """Valid records of both schemas as the starting corpus."""
     from streamproc.testing import claims as claims_samples
@@ -95,6 +108,7 @@ def main() -> int:
     ap.add_argument("--corpus", default=str(ROOT / ".cache" / "fuzz-corpus"))
     args, rest = ap.parse_known_args()
     flows = build_flows()
+    instrument_generated(flows)
     seeds(flows, Path(args.corpus))
 
     calls = [0]

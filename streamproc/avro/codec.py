@@ -22,6 +22,7 @@ from fastavro.read import SchemaResolutionError
 
 from streamproc.avro.bounds import Limits, compile_bounds
 from streamproc.avro.framing import (
+    SINGLE_OBJECT_MAGIC,
     Frame,
     crc64_fingerprint,
     frame_confluent,
@@ -115,10 +116,15 @@ class WriterSchemas:
 class Decoder:
     """Decodes framed payloads into records of the reader schema, within bounds."""
 
+    # Framing headers already resolved to a writer schema (a header's bytes decide its frame
+    # and schema for good: lookups are cached); at most this many, the rest looked up anew.
+    KNOWN_HEADERS = 64
+
     def __init__(self, schemas: WriterSchemas, framing: str = "auto") -> None:
         self.schemas = schemas
         self.framing = framing
         self.max_bytes = schemas.limits.max_record_bytes
+        self._known: dict[bytes, tuple[WriterSchema, int]] = {}
 
     def decode(self, payload: bytes) -> tuple[dict[str, Any], WriterSchema]:
         if payload is not None and len(payload) > self.max_bytes:
@@ -126,9 +132,16 @@ class Decoder:
                 f"record of {len(payload)} bytes over the {self.max_bytes} limit",
                 reason="oversize_record",
             )
-        frame = parse_frame(payload, self.framing)
-        ws = self.schemas.lookup(frame)
-        body = payload[frame.body_offset :]
+        # The header: 10 bytes of single-object framing, else the 5 of Confluent's.
+        head = payload[:10] if payload and payload[:2] == SINGLE_OBJECT_MAGIC else payload[:5]
+        known = self._known.get(head) if payload else None
+        if known is None:
+            frame = parse_frame(payload, self.framing)
+            known = (self.schemas.lookup(frame), frame.body_offset)
+            if len(self._known) < self.KNOWN_HEADERS and len(head) == frame.body_offset:
+                self._known[head] = known
+        ws, offset = known
+        body = payload[offset:]
         if ws.check is not None:
             ws.check(body)
         buf = io.BytesIO(body)

@@ -63,6 +63,13 @@ def getter(path: str) -> Getter:
     steps = parse_path(path)
     if len(steps) == 1 and not steps[0][1]:
         return _flat(steps[0][0])
+    if not any(suffix for _, suffix in steps):
+        return _nested(path, tuple(name for name, _ in steps))
+    return _walker(path, steps)
+
+
+def _walker(path: str, steps: list[tuple[str, str]]) -> Getter:
+    """The getter of any path: a walk through records, arrays and maps."""
 
     def walk(value: Any, i: int) -> Any:
         if i == len(steps):
@@ -100,13 +107,30 @@ def _flat(name: str) -> Getter:
     return get
 
 
+def _nested(path: str, names: tuple[str, ...]) -> Getter:
+    """The getter of a field in nested records (no array or map on the way): the walk of
+    :func:`getter` as one loop, since it runs per record for every such quasi-identifier."""
+
+    def get(record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        for name in names:
+            if value is None:
+                return None  # a null record on the way: the value is unknown to everyone
+            if not (type(value) is dict or isinstance(value, Mapping)) or name not in value:
+                raise MissingField(path)
+            value = value[name]
+        return value if type(value) in _ATOMS else normalise(value)
+
+    return get
+
+
 def key_function(quasi: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """``record -> tuple of normalised quasi-identifier values`` (RiskError names the field)."""
-    getters = [(path, getter(path)) for path in quasi]
+    gets = [getter(path) for path in quasi]
 
     def key(record: Mapping[str, Any]) -> tuple[Any, ...]:
         try:
-            return tuple(get(record) for _, get in getters)
+            return tuple([get(record) for get in gets])
         except MissingField as exc:
             raise RiskError(f"field {exc.args[0]}: not in the record") from None
 

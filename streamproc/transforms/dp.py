@@ -12,6 +12,8 @@ seeded one; production uses the OS CSPRNG (:class:`BufferedSystemRandom`).
 :func:`discrete_laplace_batch` runs the same algorithm on numpy integer arrays, thousands of
 draws at a time from CSPRNG words, which is what the noise transform uses per record in
 production (:class:`LaplaceStream`): the same exact distribution at a fraction of the cost.
+The discrete Gaussian takes its Laplace candidates from such a stream and keeps each with
+the exact Bernoulli of Algorithm 3 on Python integers (:class:`GaussianStream`).
 Buffered random state is discarded in a forked child, so worker processes never replay
 their parent's draws.
 """
@@ -262,6 +264,25 @@ class LaplaceStream:
         return next(self._it)
 
 
+class GaussianStream:
+    """Draws of one discrete Gaussian (CKS20 Algorithm 3): candidates from a vectorised
+    discrete Laplace stream, each kept with the exact Bernoulli on Python integers."""
+
+    def __init__(self, sigma2: Fraction, words: Words = urandom_words) -> None:
+        a, b = sigma2.numerator, sigma2.denominator
+        t = math.isqrt(a // b) + 1
+        self._candidates = LaplaceStream(1, t, words)
+        self._rng = BufferedSystemRandom()  # its own buffer, reset after a fork too
+        self._a, self._bt, self._den = a, b * t, 2 * a * b * t * t
+
+    def __call__(self) -> int:
+        candidate, rng, a, bt, den = self._candidates, self._rng, self._a, self._bt, self._den
+        while True:
+            y = candidate()
+            if bernoulli_exp((abs(y) * bt - a) ** 2, den, rng):
+                return y
+
+
 @dataclass(frozen=True)
 class DiscreteLaplace:
     """Discrete Laplace with the given scale (in grid units)."""
@@ -287,6 +308,13 @@ class DiscreteGaussian:
 
     def sample(self, rng: RandomSource) -> int:
         return discrete_gaussian(self.sigma2, rng)
+
+    def stream(self, words: Words = urandom_words) -> Callable[[], int] | None:
+        """A sampler on batched CSPRNG candidates, or None outside the batch range."""
+        a, b = self.sigma2.numerator, self.sigma2.denominator
+        if math.isqrt(a // b) + 1 >= BATCH_MAX_T:
+            return None
+        return GaussianStream(self.sigma2, words)
 
 
 def gaussian_sigma(sensitivity: float, epsilon: float, delta: float) -> float:

@@ -163,8 +163,9 @@ class Noise(Transform):
     @staticmethod
     def _sampler(cal: Calibration, res: Resources) -> Callable[[], int]:
         """Seeded (tests): the scalar sampler over ``res.rng``. Production: the OS CSPRNG,
-        through the vectorised Laplace sampler where it applies."""
-        if res.rng is None and isinstance(cal.sampler, DiscreteLaplace):
+        through the vectorised Laplace sampler (the Gaussian's candidates too) where it
+        applies."""
+        if res.rng is None and isinstance(cal.sampler, DiscreteLaplace | DiscreteGaussian):
             stream = cal.sampler.stream()
             if stream is not None:
                 return stream

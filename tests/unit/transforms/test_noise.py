@@ -212,3 +212,42 @@ def test_a_forked_child_never_replays_buffered_draws() -> None:
     os.waitpid(pid, 0)
     parent = [[stream() for _ in range(20)], rng.getrandbits(64)]
     assert child[0] != parent[0] and child[1] != parent[1]
+
+
+@pytest.mark.parametrize("sigma", [1.5, 10.0, 1.39e6])
+def test_gaussian_stream_has_the_scale_and_pmf_of_the_scalar_sampler(sigma: float) -> None:
+    sigma2 = Fraction(sigma) ** 2
+    stream = dp.DiscreteGaussian(sigma2).stream(seeded_words(int(sigma)))
+    assert isinstance(stream, dp.GaussianStream)
+    draws = [stream() for _ in range(N)]
+    assert statistics.fmean(draws) == pytest.approx(0, abs=0.05 * sigma)
+    assert statistics.pstdev(draws) == pytest.approx(sigma, rel=0.03)
+    if sigma < 2:  # the exact pmf: exp(-x^2 / 2 sigma^2), normalised over the integers
+        weights = {x: math.exp(-(x * x) / (2 * sigma * sigma)) for x in range(-40, 41)}
+        total = sum(weights.values())
+        for x in (0, 1, -1, 2, -2):
+            assert draws.count(x) / N == pytest.approx(weights[x] / total, abs=0.012)
+
+
+def test_production_gaussian_noise_draws_from_the_batched_stream() -> None:
+    noise = Noise(mechanism="gaussian", epsilon=0.5, delta=1e-6, sensitivity=1.0)
+    cal = noise.calibrate(ValueType("float", None, "float"))
+    assert isinstance(Noise._sampler(cal, Resources()), dp.GaussianStream)
+    seeded = Noise._sampler(cal, Resources(rng=random.Random(1)))
+    assert not isinstance(seeded, dp.GaussianStream)  # a seed keeps the scalar sampler
+    assert dp.DiscreteGaussian(Fraction(2**81)).stream() is None  # outside the batch range
+
+
+def test_a_forked_child_never_replays_buffered_gaussian_draws() -> None:
+    stream = dp.GaussianStream(Fraction(100))
+    stream()  # the candidate and Bernoulli buffers now hold unused draws
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, json.dumps([stream() for _ in range(40)]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        child = json.loads(fh.read())
+    os.waitpid(pid, 0)
+    assert child != [stream() for _ in range(40)]
