@@ -220,7 +220,7 @@ class SanitizeFlow:
                 where = prefixes[(topic, partition)] = self._coords(topic, partition, 0)[:2]
             offset_header = (H_SOURCE_OFFSET, str(offset).encode())
             try:
-                record, ws = decode(value, ts)
+                record, ws = decode(value, ts, partition, key)
                 clean = sanitize(record)
                 body = encode(clean)
                 if exposure_add is not None:
