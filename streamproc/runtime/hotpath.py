@@ -399,12 +399,7 @@ class HotPath:
                 self._group(route, items)
                 continue
             if not route.helpers:
-                process = route.flow.process
-                outcomes = [
-                    process(v, key=k, topic=t, partition=p, offset=o, timestamp_ms=ts)
-                    for v, k, t, p, o, ts in items
-                ]
-                self._emit(route, batch, items, outcomes)
+                self._emit(route, batch, items, route.flow.process_many(items))
                 continue
             self._offload(route, batch, items)
 

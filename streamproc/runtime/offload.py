@@ -98,17 +98,14 @@ def decode_request(body: bytes) -> list[Item]:
 def process_request(flow: SanitizeFlow, body: bytes) -> bytes:
     """The helper's side: run the flow over a request; the reply frame body."""
     items = decode_request(body)
-    process = flow.process
+    outcomes = flow.process_many(items)
     n = len(items)
     status = bytearray(n)
     fps = array("Q", bytes(8 * n))
     keys: list[bytes | None] = []
     values: list[bytes] = []
     dead: list[dict[str, Any]] = []
-    for i, (value, key, topic, partition, offset, ts) in enumerate(items):
-        out = process(
-            value, key=key, topic=topic, partition=partition, offset=offset, timestamp_ms=ts
-        )
+    for i, out in enumerate(outcomes):
         if isinstance(out, Sanitized):
             fps[i] = out.fingerprint
             keys.append(out.key)
