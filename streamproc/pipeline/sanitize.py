@@ -179,46 +179,24 @@ class SanitizeFlow:
         offset: int,
         timestamp_ms: int | None = None,
     ) -> Outcome:
-        self.stats.records_in += 1
-        coords = self._coords(topic, partition, offset)
-        try:
-            record, ws = self._decode(value, timestamp_ms, partition, key)
-            clean = self._sanitize(record)
-            out = self.encoder.encode(clean)
-            if self.exposure is not None:
-                self.exposure.add(clean)
-        except Exception as exc:  # a bug must not stop the stream nor leak the value
-            return self._failed(exc, key, value, coords, topic, partition, offset)
-        self.stats.records_out += 1
-        return Sanitized(
-            self.key_pseudonym(key),
-            out,
-            self.lineage_headers(coords, ws.fingerprint, timestamp_ms),
-            ws.fingerprint,
-        )
+        """One record's outcome (:meth:`process_many` of a batch of one)."""
+        return self.process_many([(value, key, topic, partition, offset, timestamp_ms)])[0]
 
     def process_many(self, items: Iterable[Item]) -> list[Outcome]:
-        """:meth:`process` over a batch of ``(value, key, topic, partition, offset,
-        timestamp_ms)`` items: the outcomes in order, each equal to what ``process`` returns
-        for it (the same bytes, headers and dead letters; the same stats afterwards).
-
-        One loop with what it calls bound once, and each record's headers built as one list
-        from a per-partition prefix (a measured hot path; see docs/benchmarks.md).
-        """
+        """The outcome of each ``(value, key, topic, partition, offset, timestamp_ms)`` item,
+        in order: a sanitized record with its lineage headers, or a sealed dead letter. The
+        hot path and the offload helper hand whole batches over (what the loop calls is bound
+        once per batch)."""
         stats = self.stats
         decode, sanitize, encode = self._decode, self._sanitize, self.encoder.encode
         exposure_add = self.exposure.add if self.exposure is not None else None
+        coords_of, headers_of = self._coords, self.lineage_headers
         key_pseudonym, failed = self.key_pseudonym, self._failed
-        fp_headers, static = self._writer_fp_header, self._static_headers
-        prefixes: dict[tuple[str, int], Headers] = {}
         out: list[Outcome] = []
         append = out.append
         for value, key, topic, partition, offset, ts in items:
             stats.records_in += 1
-            where = prefixes.get((topic, partition))
-            if where is None:
-                where = prefixes[(topic, partition)] = self._coords(topic, partition, 0)[:2]
-            offset_header = (H_SOURCE_OFFSET, str(offset).encode())
+            coords = coords_of(topic, partition, offset)
             try:
                 record, ws = decode(value, ts, partition, key)
                 clean = sanitize(record)
@@ -226,18 +204,11 @@ class SanitizeFlow:
                 if exposure_add is not None:
                     exposure_add(clean)
             except Exception as exc:  # a bug must not stop the stream nor leak the value
-                coords = [*where, offset_header]
                 append(failed(exc, key, value, coords, topic, partition, offset))
                 continue
-            fp = ws.fingerprint
-            fp_header = fp_headers.get(fp)
-            if fp_header is None:
-                fp_header = fp_headers[fp] = (H_WRITER_FP, f"{fp:016x}".encode())
-            headers = [*where, offset_header, fp_header, *static]
-            if ts is not None:
-                headers.append((H_SOURCE_TIMESTAMP, str(ts).encode()))
             stats.records_out += 1
-            append(Sanitized(key_pseudonym(key), body, headers, fp))
+            fp = ws.fingerprint
+            append(Sanitized(key_pseudonym(key), body, headers_of(coords, fp, ts), fp))
         return out
 
     def prepare(
