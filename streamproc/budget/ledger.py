@@ -323,27 +323,27 @@ class BudgetLedger:
         for sc in scopes:
             self._wm.pop(sc, None)
 
-    def expired(self, scope: int) -> list[bytes]:
-        """Keyed: subjects of ``scope`` whose every release lies more than two windows before
-        its watermark. No record the ledger still accepts there (one window at most before
-        the watermark) has a window reaching back to them, so their state can go."""
-        wm = self._wm.get(scope)
-        if wm is None:
+    def expired(self, scopes: set[int]) -> list[tuple[int, bytes]]:
+        """Keyed: ``(partition, pseudonym)`` of the subjects of ``scopes`` whose every release
+        lies more than two windows before their partition's watermark. No record the ledger
+        still accepts there (one window at most before the watermark) has a window reaching
+        back to them, so their state can go. One pass over the subjects."""
+        wms = {sc: self._wm[sc] for sc in scopes if sc in self._wm}
+        if not wms:
             return []
         out = []
-        accounts = self._accounts
+        accounts, subjects = self._accounts, self._subjects
         for p, home in self._home.items():
-            if home != scope:
-                continue
-            subject = self._subjects.get(p)
-            if subject is None:
+            wm = wms.get(home)
+            subject = subjects.get(p)
+            if wm is None or subject is None:
                 continue
             for name, spend in subject.accounts.items():
                 acc = accounts.get(name)
                 if acc is None or spend.newest is None or spend.newest >= wm - 2 * acc.window_ms:
                     break
             else:
-                out.append(p)
+                out.append((home, p))
         return out
 
     def forget(self, pseudonyms: list[bytes]) -> None:

@@ -138,11 +138,11 @@ class BudgetState:
     def sweep(self) -> list[tuple[int, bytes, bytes | None]]:
         """Forget the subjects that can no longer matter; their tombstones."""
         self._swept = time.monotonic()
-        out: list[tuple[int, bytes, bytes | None]] = []
-        for p in self.owned:
-            idle = self.ledger.expired(p)
-            self.ledger.forget(idle)
-            out += [(p % self.n_state, subject_state_key(p, s), None) for s in idle]
+        idle = self.ledger.expired(self.owned)
+        self.ledger.forget([s for _, s in idle])
+        out: list[tuple[int, bytes, bytes | None]] = [
+            (p % self.n_state, subject_state_key(p, s), None) for p, s in idle
+        ]
         if out:
             log.info(
                 "topology %s: %d idle DP budget subjects expired", self.flow.topology.name, len(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streamproc.budget import BudgetError, BudgetLedger, BudgetStats, subject_key
@@ -221,12 +221,12 @@ def test_keyed_partition_watermark_refuses_late_records_and_expires_idle_subject
     assert at(0, P) and ledger.watermark(0) == 0
     assert at(3 * DAY_MS, q) and ledger.watermark(0) == 3 * DAY_MS
     # P's only release lies three windows back: no record still accepted can reach it.
-    assert ledger.expired(0) == [P] and ledger.expired(1) == []
+    assert ledger.expired({0}) == [(0, P)] and ledger.expired({1}) == []
     # A record more than a window older than the partition's newest is refused, even for a
     # subject the ledger never saw (its history might have been expired).
     assert not at(2 * DAY_MS - 1, b"\x03" * 16)
     assert at(2 * DAY_MS + 1, b"\x04" * 16)
-    ledger.forget(ledger.expired(0))
+    ledger.forget([s for _, s in ledger.expired({0})])
     assert ledger.home(P) is None and ledger.subjects == 3
     ledger.restore_watermark(0, DAY_MS)  # a restore never moves a watermark back
     assert ledger.watermark(0) == 3 * DAY_MS
@@ -244,6 +244,10 @@ def test_keyed_partition_watermark_refuses_late_records_and_expires_idle_subject
     ),
     st.integers(1, 3),
 )
+# A one-window expiry would forget subject 0 at the third record and grant the fourth.
+@example([(0, 0), (0, 1), (1, DAY_MS + 2), (0, 3)], 1)
+# Without the partition rule, a late record of a rightly forgotten subject would be granted.
+@example([(0, 0), (0, 1), (1, 2 * DAY_MS + 2), (0, 3)], 1)
 def test_expiring_idle_subjects_never_lets_a_window_exceed_the_budget(
     events: list[tuple[int, int]], days: int
 ) -> None:
@@ -258,7 +262,7 @@ def test_expiring_idle_subjects_never_lets_a_window_exceed_the_budget(
         ledger.at(t, scope=0, key=b"k")
         if ledger.spend(bytes([who]) * 16, acc):
             granted.setdefault(who, []).append(t)
-        ledger.forget(ledger.expired(0))
+        ledger.forget([s for _, s in ledger.expired({0})])
     w = days * DAY_MS
     for times in granted.values():
         for s in times:
