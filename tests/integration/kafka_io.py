@@ -35,22 +35,26 @@ def produce(
 
 def drain(
     bootstrap: str,
-    topic: str,
+    topic: str | list[str],
     *,
     expect: int | None = None,
     timeout: float = 60.0,
     idle: float = 3.0,
+    read_committed: bool = False,
+    linger: float = 0.0,
 ) -> list[Message]:
-    """Read ``topic`` from the beginning until ``expect`` messages (or ``idle`` s of quiet)."""
+    """Read ``topic`` (or topics) from the beginning until ``expect`` messages (or ``idle`` s
+    of quiet); then ``linger`` s more, for duplicates that arrive after the count."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"drain-{time.time_ns()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
         }
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([topic] if isinstance(topic, str) else topic)
     got: list[Message] = []
     deadline = time.monotonic() + timeout
     last = time.monotonic()
@@ -66,6 +70,9 @@ def drain(
                 break
             if expect is None and got and time.monotonic() - last > idle:
                 break
+        end = time.monotonic() + linger
+        while time.monotonic() < end:
+            got += [m for m in consumer.consume(1000, timeout=0.2) if m.error() is None]
     finally:
         consumer.close()
     return got

@@ -14,14 +14,13 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from fastavro import schemaless_reader
 
 from streamproc.avro.schema import read_schema_json
@@ -29,6 +28,7 @@ from streamproc.keys import Keyring
 from streamproc.pipeline.outcome import H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION
 from streamproc.policy import compile_plan
 from streamproc.testing.customers import customer_records, policy_without_k, single_object
+from tests.integration.kafka_io import drain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,28 +60,8 @@ def _produce(bootstrap: str, topic: str, pairs: list[tuple[bytes | None, bytes]]
 
 
 def _read(bootstrap: str, topics: list[str], *, expect: int, timeout: float) -> list[Any]:
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"budget-check-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    c.subscribe(topics)
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expect and time.monotonic() < deadline:
-            got += [m for m in c.consume(1000, 0.2) if m.error() is None]
-        # A moment more: duplicates (at_least_once) arrive after the count was reached.
-        end = time.monotonic() + 2
-        while time.monotonic() < end:
-            got += [m for m in c.consume(1000, 0.2) if m.error() is None]
-    finally:
-        c.close()
-    return got
+    # A moment more after the count: duplicates (at_least_once) arrive after it was reached.
+    return drain(bootstrap, topics, expect=expect, timeout=timeout, read_committed=True, linger=2.0)
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
