@@ -19,7 +19,10 @@ every budget it charges (a record breaking either rule is a :class:`BudgetKeyErr
 Keyed, each partition also has an event-time watermark (its newest charged record): a record
 more than one window older than it is refused, and a subject with no release in the last two
 windows before it is :meth:`BudgetLedger.expired` (its history can no longer matter), so the
-state of idle subjects can be dropped.
+state of idle subjects can be dropped. A keyed record stamped more than
+:data:`FUTURE_TOLERANCE_MS` after the ledger's clock is refused without moving anything: one
+producer's wrong clock must not push its partition's watermark ahead and so refuse every
+honest record after it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from streamproc.errors import BudgetKeyError, StreamprocError
 
 UNITS = 10**9  # ledger units per epsilon
 DAY_MS = 86_400_000
+FUTURE_TOLERANCE_MS = 3_600_000  # keyed: how far past the clock an event time may lie
 _SNAPSHOT_VERSION = 1
 
 
@@ -86,6 +90,7 @@ class BudgetStats:
     exhausted_subjects: int  # refused at least once
     refused: int  # values re-released or nulled
     epsilon_spent: float  # granted, over all subjects and fields
+    future_refused: int = 0  # keyed: refused for an event time past the clock's tolerance
 
 
 @dataclass
@@ -141,8 +146,14 @@ class BudgetLedger:
     (1, 1.0)
     """
 
-    def __init__(self, *, clock: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], int] | None = None,
+        future_tolerance_ms: int = FUTURE_TOLERANCE_MS,
+    ) -> None:
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._future_ms = future_tolerance_ms
         self._event_ms: int | None = None
         self._subjects: dict[bytes, _Subject] = {}
         self._accounts: dict[str, Account] = {}
@@ -155,6 +166,7 @@ class BudgetLedger:
         self._wm: dict[int, int] = {}  # partition -> newest event time charged there
         self.exhausted_subjects = 0
         self.refused = 0
+        self.future_refused = 0
         self._spent_units = 0
 
     # --- configuration -------------------------------------------------------------------
@@ -213,20 +225,27 @@ class BudgetLedger:
     def spend(self, pseudonym: bytes, acc: Account) -> bool:
         """Grant (and record) one release on ``acc`` for the subject, or refuse it."""
         t = self.now_ms()
+        if self._keyed:
+            home = self._home.get(pseudonym)
+            if home is not None and home != self._scope:
+                raise BudgetKeyError(
+                    "a budgeted subject's records arrive on two source partitions (the "
+                    "partitioner differs between producers, or partitions were added)",
+                    reason="budget_partition_mismatch",
+                )
+            if t > self._clock() + self._future_ms:
+                # A producer's clock is wrong: no release, and nothing moves (no watermark,
+                # no subject state), so the partition's honest records stay accepted.
+                self.refused += 1
+                self.future_refused += 1
+                return False
+            self._home[pseudonym] = self._scope  # type: ignore[assignment]
         subject = self._subjects.get(pseudonym)
         if subject is None:
             subject = self._subjects[pseudonym] = _Subject()
         spend = subject.accounts.get(acc.name)
         if spend is None:
             spend = subject.accounts[acc.name] = _Spend()
-        if self._keyed:
-            home = self._home.setdefault(pseudonym, self._scope)  # type: ignore[arg-type]
-            if home != self._scope:
-                raise BudgetKeyError(
-                    "a budgeted subject's records arrive on two source partitions (the "
-                    "partitioner differs between producers, or partitions were added)",
-                    reason="budget_partition_mismatch",
-                )
         self._dirty.add(pseudonym)
         if self._keyed:
             wm = self._wm.get(self._scope)  # type: ignore[arg-type]
@@ -282,7 +301,13 @@ class BudgetLedger:
         return len(self._subjects)
 
     def stats(self) -> BudgetStats:
-        return BudgetStats(self.subjects, self.exhausted_subjects, self.refused, self.epsilon_spent)
+        return BudgetStats(
+            self.subjects,
+            self.exhausted_subjects,
+            self.refused,
+            self.epsilon_spent,
+            self.future_refused,
+        )
 
     def spent(self, pseudonym: bytes, acc: Account, start_ms: int, end_ms: int) -> float:
         """Epsilon granted to the subject on ``acc`` for event times in ``[start, end)``."""

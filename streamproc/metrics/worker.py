@@ -142,6 +142,13 @@ class WorkerMetrics:
             ["topology"],
             registry=r,
         )
+        self.dp_budget_future_refused = Gauge(
+            "streamproc_dp_budget_future_refused",
+            "budgeted records stamped more than an hour after the worker's clock, so given no "
+            "fresh noise (repeated or nulled): a producer's clock is wrong",
+            ["topology"],
+            registry=r,
+        )
 
     def flow_state(self, topology: str, state: Mapping[str, Any]) -> None:
         """Export a flow's combined state (``SanitizeFlow.combined_state``): exposure of its
@@ -155,6 +162,7 @@ class WorkerMetrics:
         if budget is not None:
             self.dp_budget_spent.labels(topology).set(budget["epsilon_spent"])
             self.dp_budget_exhausted.labels(topology).set(budget["exhausted_subjects"])
+            self.dp_budget_future_refused.labels(topology).set(budget.get("future_refused", 0))
 
     def watch_audit(self, audit: object, worker: str) -> None:
         """Export the worker's audit trail (entries, checkpoints, checkpoint age)."""

@@ -134,6 +134,7 @@ class SanitizeFlow:
             out["budget"] = {
                 "exhausted_subjects": st.exhausted_subjects,
                 "epsilon_spent": st.epsilon_spent,
+                "future_refused": st.future_refused,
             }
         return out
 
@@ -160,6 +161,7 @@ class SanitizeFlow:
             out["budget"] = {
                 "exhausted_subjects": sum(b["exhausted_subjects"] for b in budgets),
                 "epsilon_spent": sum(b["epsilon_spent"] for b in budgets),
+                "future_refused": sum(b.get("future_refused", 0) for b in budgets),
             }
         return out
 

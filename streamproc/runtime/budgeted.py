@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 
 from streamproc.budget import BudgetError
+from streamproc.budget.ledger import FUTURE_TOLERANCE_MS
 from streamproc.pipeline import SanitizeFlow
 from streamproc.runtime.statetopic import StateTopic, StateTopicError
 
@@ -65,6 +66,7 @@ class BudgetState:
         self.owned: set[int] = set()
         self._wm_sent: dict[int, int] = {}
         self._swept = time.monotonic()
+        self._future_seen = 0
 
     def load(self, committed: dict[int, int]) -> None:
         """Adopt partitions at their committed offsets with their subjects' state (replacing
@@ -147,6 +149,16 @@ class BudgetState:
             log.info(
                 "topology %s: %d idle DP budget subjects expired", self.flow.topology.name, len(out)
             )
+        future = self.ledger.future_refused
+        if future > self._future_seen:
+            log.warning(
+                "topology %s: %d budgeted records stamped more than %d s after this worker's "
+                "clock got no fresh noise (repeated or null); check the producers' clocks",
+                self.flow.topology.name,
+                future - self._future_seen,
+                FUTURE_TOLERANCE_MS // 1000,
+            )
+            self._future_seen = future
         return out
 
     def at_commit(self, offsets: dict[int, int]) -> list[tuple[int, bytes, bytes]]:

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streamproc.budget import BudgetError, BudgetLedger, BudgetStats, subject_key
-from streamproc.budget.ledger import DAY_MS, to_units
+from streamproc.budget.ledger import DAY_MS, FUTURE_TOLERANCE_MS, to_units
 from streamproc.errors import BudgetKeyError
 
 P = b"\x01" * 16
@@ -209,7 +209,7 @@ def test_forget_and_restore_with_scope_move_a_partition_between_owners() -> None
 
 
 def test_keyed_partition_watermark_refuses_late_records_and_expires_idle_subjects() -> None:
-    ledger = BudgetLedger(clock=lambda: 0)
+    ledger = BudgetLedger(clock=lambda: 10 * DAY_MS)
     acc = ledger.account("f", epsilon=1.0, budget=1.0, window_days=1)
     ledger.keyed()
     q = b"\x02" * 16
@@ -253,7 +253,7 @@ def test_expiring_idle_subjects_never_lets_a_window_exceed_the_budget(
 ) -> None:
     """Keyed ledger, expired subjects forgotten after every record: within every window of
     every subject the granted epsilon stays within the budget (as without expiry)."""
-    ledger = BudgetLedger(clock=lambda: 0)
+    ledger = BudgetLedger(clock=lambda: 100 * DAY_MS)
     acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=days)
     ledger.keyed()
     granted: dict[int, list[int]] = {}
@@ -267,3 +267,28 @@ def test_expiring_idle_subjects_never_lets_a_window_exceed_the_budget(
     for times in granted.values():
         for s in times:
             assert sum(1 for t in times if s <= t < s + w) * 0.5 <= 1.0
+
+
+def test_keyed_record_from_the_future_is_refused_and_moves_nothing() -> None:
+    """A producer with a wrong clock: its far-future record gets no release, and neither the
+    partition's watermark nor any subject's state moves, so honest records stay granted."""
+    now = 50 * DAY_MS
+    ledger = BudgetLedger(clock=lambda: now)
+    acc = ledger.account("f", epsilon=0.5, budget=1.0, window_days=1)
+    ledger.keyed()
+    q = b"\x02" * 16
+
+    def at(t: int, pseudonym: bytes, scope: int = 0) -> bool:
+        ledger.at(t, scope=scope, key=b"k")
+        return ledger.spend(pseudonym, acc)
+
+    assert at(now, P) and ledger.watermark(0) == now
+    assert at(now + FUTURE_TOLERANCE_MS, P)  # within the tolerance: an ordinary release
+    assert not at(now + 365 * DAY_MS, q)
+    assert ledger.watermark(0) == now + FUTURE_TOLERANCE_MS
+    assert ledger.home(q) is None and ledger.subjects == 1 and ledger.drain_dirty() == {P}
+    assert ledger.future_refused == 1 and ledger.stats().future_refused == 1
+    assert ledger.exhausted_subjects == 0  # not an exhausted budget
+    assert at(now + 1, q)  # honest records of the partition are still granted
+    with pytest.raises(BudgetKeyError):  # the partition rule holds for a future record too
+        at(now + 365 * DAY_MS, q, scope=1)

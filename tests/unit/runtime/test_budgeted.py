@@ -6,9 +6,14 @@ tests/integration/test_budget_worker.py; here, the messages the hot path is hand
 
 from __future__ import annotations
 
+import logging
 import random
 
+import pytest
+from prometheus_client import CollectorRegistry
+
 from streamproc.budget import BudgetLedger
+from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline import DeadLetter, Sanitized
 from streamproc.runtime.budgeted import MARKER, BudgetState, budget_topic_name
 from streamproc.runtime.statetopic import StateTopic
@@ -89,3 +94,33 @@ def test_watermarks_are_persisted_and_idle_subjects_tombstoned() -> None:
     tomb = state.sweep()
     assert len(tomb) == 1 and tomb[0][2] is None and tomb[0][1].startswith(b"bud/0/")
     assert state.ledger.subjects == 1
+
+
+def test_a_record_from_the_future_moves_no_watermark_and_is_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = keyed_state(eos=True)
+    flow = state.flow
+    state.owned = {0}
+    day = 86_400_000  # the flow's clock reads day 365
+    recs = [customer_record(i, random.Random(i)) for i in range(2)]
+    for off, (rec, ts) in enumerate([(recs[0], 300 * day), (recs[1], 900 * day)]):
+        value = single_object(flow.plan.source_schema, rec)
+        key = rec["customer_id"].encode()
+        flow.process(value, key=key, topic="t", partition=0, offset=off, timestamp_ms=ts)
+    msgs = state.dirty_messages()
+    assert (0, b"bwm/0", str(300 * day).encode()) in msgs  # the future one moved nothing
+    assert len([m for m in msgs if m[1].startswith(b"bud/")]) == 1
+    assert flow.combined_state()["budget"]["future_refused"] == 1
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    metrics.flow_state("customers", flow.combined_state())
+    assert (
+        registry.get_sample_value("streamproc_dp_budget_future_refused", {"topology": "customers"})
+        == 1
+    )
+    with caplog.at_level(logging.WARNING, logger="streamproc.runtime.budgeted"):
+        state.sweep()
+        state.sweep()
+    warned = [r for r in caplog.records if "producers' clocks" in r.getMessage()]
+    assert len(warned) == 1  # once per new refusal, not once per sweep
