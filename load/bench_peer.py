@@ -354,19 +354,23 @@ class Bench:
         steady = got / (last - first) if last > first else float("nan")
         return with_startup, steady, cpu / max(got, 1) * 100_000, got
 
-    def scale(self, workers: int) -> float:
-        """Steady records/s of ``workers`` streamproc workers (one group) on 12 partitions."""
-        base, _, _ = self.data("customers")
+    def scale(self, workers: int, kind: str = "customers", pin: bool = False) -> float:
+        """Steady records/s of ``workers`` streamproc workers (one group) on 12 partitions;
+        ``pin``: worker i on CPU i only (``taskset``), so one worker has one core and two
+        have two, whatever the broker and the clients take of them."""
+        base, _, _ = self.data(kind)
         run = uuid.uuid4().hex[:8]
         src, dst, dlq, group = (f"peer.{run}.s12", f"peer.{run}.s12out", f"peer.{run}.s12dlq",
                                 f"peer-scale-{run}")  # fmt: skip
         create_topics(src, dst, dlq, partitions=12)
         self.topics += [src, dst, dlq]
-        topo = self.topology("customers", src, dst, dlq, "at_least_once")
+        topo = self.topology(kind, src, dst, dlq, "at_least_once")
         topo.write_text(topo.read_text().replace(f"partitions: {PARTITIONS}", "partitions: 12"))
         cmd = [sys.executable, "-m", "streamproc.cli.main", "worker", "--topology", str(topo),
                "--keyring", str(self.keyring_path), "--app-id", group]  # fmt: skip
-        procs = [self.start([*cmd, "--instance", f"w{i}"], "scale", f"{run}-{i}")[0]
+        cpus = sorted(os.sched_getaffinity(0))
+        procs = [self.start([*(["taskset", "-c", str(cpus[i % len(cpus)])] if pin else []),
+                             *cmd, "--instance", f"w{i}"], "scale", f"{run}-{i}")[0]
                  for i in range(workers)]  # fmt: skip
         # Every member in the group before the records flow.
         wait_group(hot_path_group(group), procs[0], self.tmp / f"{run}-0.log", members=workers)
@@ -487,6 +491,8 @@ def main() -> int:
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--worker-args", default="", help="extra streamproc worker arguments")
     ap.add_argument("--scale", action="store_true", help="also 1 vs 2 workers on 12 partitions")
+    ap.add_argument("--scale-kind", default="customers", help="the record of the scale-out run")
+    ap.add_argument("--pin", action="store_true", help="scale-out: worker i on CPU i only")
     ap.add_argument("--loop", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop:
@@ -513,15 +519,19 @@ def main() -> int:
                 print(f"  {v.label:<16} {incl:>9,.0f} rec/s incl  {steady:>9,.0f} steady  "
                       f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms")  # fmt: skip
                 sys.stdout.flush()
-        scale = (bench.scale(1), bench.scale(2)) if args.scale else None
+        scale = None
+        if args.scale:
+            kw = {"kind": args.scale_kind, "pin": args.pin}
+            scale = (bench.scale(1, **kw), bench.scale(2, **kw))  # type: ignore[arg-type]
     finally:
         delete_topics(bench.topics)
     print_table(rows, args.records)
     if scale:
         print(
-            f"12 partitions, streamproc alo: 1 worker {scale[0]:,.0f} rec/s, 2 workers "
-            f"{scale[1]:,.0f} rec/s ({scale[1] / scale[0]:.2f}x; {len(os.sched_getaffinity(0))} "
-            "CPUs shared with the broker and the other variants' clients)"
+            f"12 partitions, {args.scale_kind}, streamproc alo: 1 worker {scale[0]:,.0f} rec/s, "
+            f"2 workers {scale[1]:,.0f} rec/s ({scale[1] / scale[0]:.2f}x; "
+            f"{len(os.sched_getaffinity(0))} CPUs shared with the broker and the clients"
+            f"{'; worker i pinned to CPU i' if args.pin else ''})"
         )
     return 0
 
