@@ -40,6 +40,15 @@ BAD = [
     ({"to": ["year", "day"]}, DATE, "finer to coarser"),
     ({"to": ["hour"]}, DATE, "hour"),
     ({"to": ["week"]}, DATE, "among"),
+    ({"to": ["1y"]}, DATE, "among"),  # spelled "year"
+    ({"to": ["0y"]}, DATE, "among"),
+    ({"to": ["1000y"]}, DATE, "among"),
+    ({"to": ["5 y"]}, DATE, "among"),
+    ({"to": ["year", "2y", "5y"]}, DATE, "multiple"),  # [1994, 1996) straddles [1995, 2000)
+    ({"to": ["5y", "decade", "25y"]}, DATE, "multiple"),
+    ({"to": ["decade", "10y"]}, DATE, "finer to coarser"),  # the same level twice
+    ({"to": ["year", "quarter"]}, DATE, "finer to coarser"),
+    ({"to": ["5y", "year"]}, TS_MS, "finer to coarser"),
     ({"to": ["day"]}, "long", "does not fit"),
     ({"prefix": [2, 3]}, "string", "decrease"),
     ({"prefix": [0]}, "string", ">= 1"),
@@ -92,6 +101,32 @@ def test_outputs_per_kind() -> None:
     d = dt.date(1987, 12, 31)
     assert born.render(born.cell(d, 1)) == {"lo": dt.date(1987, 12, 1), "hi": dt.date(1988, 1, 1)}
     assert born.cell((d - dt.date(1970, 1, 1)).days, 2) == born.cell(d, 2)  # days accepted too
+    years = lad({"to": ["month", "quarter", "year", "5y", "decade", "20y"]}, DATE)
+    assert [years.render(years.cell(dt.date(1987, 11, 5), lv)) for lv in range(7)] == [
+        {"lo": dt.date(1987, 11, 1), "hi": dt.date(1987, 12, 1)},
+        {"lo": dt.date(1987, 10, 1), "hi": dt.date(1988, 1, 1)},
+        {"lo": dt.date(1987, 1, 1), "hi": dt.date(1988, 1, 1)},
+        {"lo": dt.date(1985, 1, 1), "hi": dt.date(1990, 1, 1)},
+        {"lo": dt.date(1980, 1, 1), "hi": dt.date(1990, 1, 1)},
+        {"lo": dt.date(1980, 1, 1), "hi": dt.date(2000, 1, 1)},
+        None,
+    ]
+    assert years.render(years.cell(dt.date(1995, 2, 28), 1)) == {
+        "lo": dt.date(1995, 1, 1),
+        "hi": dt.date(1995, 4, 1),
+    }
+    # Years 1-9 have no year 0 to start at: their cells start at year 1 and end where the
+    # cells of years 10 and up begin, so the levels still nest.
+    early = lad({"to": ["year", "2y", "decade"]}, DATE)
+    assert [early.render(early.cell(dt.date(1, 6, 1), lv))["hi"] for lv in range(3)] == [
+        dt.date(2, 1, 1),
+        dt.date(2, 1, 1),
+        dt.date(10, 1, 1),
+    ]
+    assert early.render(early.cell(dt.date(3, 6, 1), 1)) == {
+        "lo": dt.date(2, 1, 1),
+        "hi": dt.date(4, 1, 1),
+    }
     ts = lad({"to": ["hour", "day"]}, TS_MS)
     t = dt.datetime(2024, 3, 1, 12, 34, tzinfo=dt.UTC)
     assert ts.render(ts.cell(t, 0)) == {
@@ -157,6 +192,9 @@ def test_cells_contain_the_value_and_levels_nest_or_are_disjoint(spec: Any, data
         assert nest or ahi <= blo or bhi <= alo
         if (alo, ahi) == (blo, bhi):
             assert ca == cb
+        own = [_interval(ladder, c) for c in ladder.cells(a)]  # a's cells, finest first
+        for (flo, fhi), (clo, chi) in itertools.pairwise(own):
+            assert clo <= flo and fhi <= chi  # each level's cell inside the next one's
     if isinstance(ladder, PrefixLadder) and ca is not None:
         assert a.startswith(ca)  # the output "p" means "every string starting with p"
     if isinstance(ladder, CategoryLadder) and ca is not None and cb is not None and ca == cb:
