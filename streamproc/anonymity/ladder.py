@@ -38,6 +38,7 @@ _NON_LADDER_KEYS = frozenset({"class", "action", "doc"})
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
+_LAST_DAY = (dt.date.max - _EPOCH_DATE).days  # 9999-12-31: the last representable cell end
 # Calendar units of a "to" ladder below a year, finest first; each nests in the next (UTC).
 _SUB_YEAR_UNITS = ("hour", "day", "month", "quarter")
 # Units of whole years: "year", "decade" and "<N>y" (N consecutive years aligned at year 0, so
@@ -174,7 +175,15 @@ class IntervalLadder(_Ladder):
             return [None] * self.depth
         if not self.widths:
             per_day = _PER_DAY[str(self.logical or "date")]
-            return [_time_cell(int(x), u, per_day) for u in self.units]
+            try:
+                out_t = [_time_cell(int(x), u, per_day) for u in self.units]
+            except (ValueError, OverflowError):  # a cell ending past 9999-12-31
+                return [None] * self.depth
+            if out_t[-1][1] > _LAST_DAY * per_day:
+                # Fail closed: a cell whose end is not a date cannot be rendered as {lo, hi}
+                # containing the value, so the value is suppressed like a missing one.
+                return [None] * self.depth
+            return list[Cell](out_t)
         a, b = (x, 1) if isinstance(x, int) else (x.numerator, x.denominator)
         w0 = self.widths[0]
         idx = (a * w0.denominator) // (b * w0.numerator)
@@ -252,7 +261,7 @@ def _time_cell(x: int, unit: str, per_day: int) -> tuple[int, int]:
         years = _year_count(unit)
         start = d.year - d.year % years  # 0 for years 1-9: clipped at year 1, the end kept
         first = dt.date(max(start, dt.MINYEAR), 1, 1)
-        nxt = dt.date(min(start + years, dt.MAXYEAR), 1, 1)
+        nxt = dt.date(start + years, 1, 1)  # past year 9999: ValueError, the value suppressed
     return ((first - _EPOCH_DATE).days * per_day, (nxt - _EPOCH_DATE).days * per_day)
 
 

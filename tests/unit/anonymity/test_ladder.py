@@ -127,7 +127,13 @@ def test_outputs_per_kind() -> None:
         "lo": dt.date(2, 1, 1),
         "hi": dt.date(4, 1, 1),
     }
+    # A cell must end on a date: the values of a cell ending past 9999-12-31 are suppressed
+    # at every level (they were a crash for month and year, an empty cell for a decade).
+    assert years.cells(dt.date(9999, 5, 1)) == [None] * 6
+    assert years.cells(dt.date(9979, 5, 1))[4] is not None  # [9970, 9980) is a date range
     ts = lad({"to": ["hour", "day"]}, TS_MS)
+    last = dt.datetime(9999, 12, 31, 5, tzinfo=dt.UTC)
+    assert ts.cells(last) == [None, None]  # its day ends past 9999-12-31: not renderable
     t = dt.datetime(2024, 3, 1, 12, 34, tzinfo=dt.UTC)
     assert ts.render(ts.cell(t, 0)) == {
         "lo": t.replace(minute=0),
