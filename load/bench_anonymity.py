@@ -1,7 +1,7 @@
 """Anonymity benchmark: risk, guarantee, information loss and model utility at k = 5.
 
 Run: ``.venv/bin/python -m load.bench_anonymity [--k 5] [--windows 500,2000,5000] [--seed 7]
-[--datasets anes96,fair,diabetes,customers]``
+[--datasets anes96,fair,diabetes,customers,customers-5y] [--code-ncp numbers|sets]``
 
 Data (nothing downloaded at run time):
 
@@ -16,7 +16,8 @@ Data (nothing downloaded at run time):
   s1-s6; HELD OUT (second set, added 2026-12-02) -- QIs and ladders fixed by the rule below
   from the documentation, before any anonymization was run on it;
 - ``customers`` (streamproc.testing.customers, 5,000 synthetic records): QIs birth_date,
-  postcode, city, gender; no meaningful label (risk and loss only).
+  postcode, city, gender; no meaningful label (risk and loss only); DEVELOPMENT;
+  ``customers-5y`` the same with a ``5y`` step in the birth_date ladder.
 
 Ladder rule: numbers get powers of two from the field's resolution (1 for integers, 0.5 for the
 half-step ``fair`` fields; otherwise the largest of 0.5, 0.1, 0.05, 0.01, ... that every
@@ -35,6 +36,8 @@ generalized set covers), accuracy and AUC as ratios to the raw model; ``qi_auc``
 model on the QIs alone (how much of their own signal survives). One more row,
 ``mondrian on ladder``, widens Mondrian's partitions to the finest ladder cells containing them:
 what Mondrian's free-form ranges cost once the output must be unambiguous on the same ladders.
+And ``ladder bound``: the least NCP any output made of ladder cells could reach (a per-record
+relaxation, :func:`ladder_bound`), which tells the ladders' limit from the search's.
 """
 
 from __future__ import annotations
