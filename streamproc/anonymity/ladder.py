@@ -291,6 +291,7 @@ class PrefixLadder(_Ladder):
     """Strings: cell = the kept prefix, meaning "every string starting with it"."""
 
     lengths: tuple[int, ...] = ()
+    alphabet_size: int = 0  # "alphabet": NCP over every string of the value's length (0: seen)
 
     @property
     def depth(self) -> int:
@@ -303,10 +304,20 @@ class PrefixLadder(_Ladder):
 
     def ncp(self, cell: Cell, value: Any, domain: Domain) -> float:
         """(values seen with this prefix - 1) / (values seen - 1), as for a category set;
-        without a domain, the share of the value's characters removed."""
+        without a domain, the share of the value's characters removed. With a declared
+        ``alphabet`` of A characters, the same ratio over every possible string of the value's
+        length n instead of those seen: (A^(n-m) - 1) / (A^n - 1) for a kept prefix of m (a
+        code's prefix as the interval of codes it stands for, whatever the sample holds)."""
         if cell is None or not isinstance(value, str):
             return 1.0
         assert isinstance(cell, str)
+        if self.alphabet_size:
+            n, m, a = len(value), len(cell), self.alphabet_size
+            if n <= m:
+                return 0.0
+            if n > 64:  # A^n is astronomically large: the ratio is A^-m to float precision
+                return float(a) ** -m
+            return (a ** (n - m) - 1) / (a**n - 1)
         if domain.counts is not None and cell in domain.counts:
             return (domain.counts[cell] - 1) / (domain.size - 1) if domain.size > 1 else 0.0
         return 0.0 if not value else 1.0 - len(cell) / len(value)
@@ -405,11 +416,13 @@ def parse_ladder(
             f"{where}: generalize ladder needs exactly one of {', '.join(LADDER_KEYS)}"
         )
     key = chosen[0]
-    extra = sorted(set(keys) - {key, "domain"})
+    extra = sorted(set(keys) - {key, "domain", "alphabet"})
     if extra:
         raise PolicyError(f"{where}: generalize ladder: unknown parameter(s) {', '.join(extra)}")
     if "domain" in params and key not in ("bucket", "to"):
         raise PolicyError(f"{where}: generalize ladder: 'domain' only fits 'bucket' or 'to'")
+    if "alphabet" in params and key != "prefix":
+        raise PolicyError(f"{where}: generalize ladder: 'alphabet' only fits 'prefix'")
     steps = params[key]
     if not isinstance(steps, list) or not steps:
         raise PolicyError(f"{where}: generalize ladder: {key!r} must be a non-empty list")
@@ -420,7 +433,8 @@ def parse_ladder(
     }
     parser = parsers.get(key)
     if parser is not None:
-        return parser(steps, vtype, params.get("domain"), where, field_path)
+        extent = params.get("alphabet") if key == "prefix" else params.get("domain")
+        return parser(steps, vtype, extent, where, field_path)
     return _parse_levels(steps, vtype, where, field_path)
 
 
@@ -498,7 +512,7 @@ def _parse_to(
 
 
 def _parse_prefix(
-    steps: list[Any], vtype: ValueType, domain: Any, where: str, path: str
+    steps: list[Any], vtype: ValueType, alphabet: Any, where: str, path: str
 ) -> PrefixLadder:
     if vtype.kind != base.STRING:
         raise PolicyError(f"{where}: 'prefix' ladder does not fit type {vtype.describe()}")
@@ -506,7 +520,14 @@ def _parse_prefix(
         raise PolicyError(f"{where}: 'prefix' lengths must be integers >= 1")
     if any(b >= a for a, b in itertools.pairwise(steps)):
         raise PolicyError(f"{where}: 'prefix' lengths must decrease (finest first)")
-    return PrefixLadder(path=path, lengths=tuple(steps))
+    if alphabet is not None and not (
+        isinstance(alphabet, str) and len(alphabet) >= 2 and len(set(alphabet)) == len(alphabet)
+    ):
+        # Not echoed: the alphabet is policy, but an error never quotes annotation values.
+        raise PolicyError(
+            f"{where}: 'prefix' alphabet must be a string of at least 2 distinct characters"
+        )
+    return PrefixLadder(path=path, lengths=tuple(steps), alphabet_size=len(alphabet or ""))
 
 
 def _parse_levels(steps: list[Any], vtype: ValueType, where: str, path: str) -> CategoryLadder:

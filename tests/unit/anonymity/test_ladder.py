@@ -62,6 +62,10 @@ BAD = [
         {"type": "enum", "name": "C", "symbols": ["RED", "BLUE"]},
         "unmapped",
     ),
+    ({"bucket": [5], "alphabet": "01"}, "int", "only fits 'prefix'"),
+    ({"prefix": [2], "alphabet": "0"}, "string", "at least 2 distinct"),
+    ({"prefix": [2], "alphabet": "0010"}, "string", "at least 2 distinct"),
+    ({"prefix": [2], "alphabet": 10}, "string", "at least 2 distinct"),
     ({"bucket": [5], "prefix": [2]}, "int", "exactly one"),
     ({"bucket": [5], "round": 2}, "int", "unknown"),
     ({}, "int", "exactly one"),
@@ -148,6 +152,24 @@ def test_outputs_per_kind() -> None:
     assert [city.cell("Munich", lv) for lv in range(4)] == ["Munich", "DE", "EU", None]
     assert city.cell("Atlantis", 0) is None  # unmapped at run time: suppressed at every level
     assert isinstance(city, CategoryLadder) and city.ncp("DE", "Munich", Domain()) == 0.5
+
+
+def test_a_declared_alphabet_measures_a_prefix_over_every_code() -> None:
+    """Without it a prefix costs the share of the values *seen* that start with it; with it,
+    the share of all strings of the value's length: a postcode prefix as its code interval."""
+    seen = ["10115", "10117", "10999", "75001"]
+    plain = lad({"prefix": [3, 2]}, "string")
+    digits = lad({"prefix": [3, 2], "alphabet": "0123456789"}, "string")
+    assert isinstance(plain, PrefixLadder) and isinstance(digits, PrefixLadder)
+    dom = plain.domain_of(seen)
+    assert plain.ncp("10", "10115", dom) == pytest.approx(2 / 3)  # 3 of the 4 seen
+    assert digits.ncp("10", "10115", digits.domain_of(seen)) == pytest.approx(999 / 99_999)
+    assert digits.ncp("101", "10115", dom) == pytest.approx(99 / 99_999)
+    assert digits.ncp("10115", "10115", dom) == 0.0 and digits.ncp(None, "10115", dom) == 1.0
+    assert digits.ncp("1", "1" * 100, dom) == pytest.approx(0.1)  # long values: no overflow
+    with pytest.raises(PolicyError) as info:
+        lad({"prefix": [2], "alphabet": CANARY + CANARY[0]}, "string")
+    assert "CANARY" not in str(info.value)
 
 
 def test_float_buckets_nest_exactly() -> None:
