@@ -17,7 +17,8 @@ Data (nothing downloaded at run time):
   from the documentation, before any anonymization was run on it;
 - ``customers`` (streamproc.testing.customers, 5,000 synthetic records): QIs birth_date,
   postcode, city, gender; no meaningful label (risk and loss only); DEVELOPMENT;
-  ``customers-5y`` the same with a ``5y`` step in the birth_date ladder.
+  ``customers-5y`` the same with a ``5y`` step in the birth_date ladder, and
+  ``customers-5y-digits`` with, in addition, ``"alphabet": "0123456789"`` on the postcode.
 
 Ladder rule: numbers get powers of two from the field's resolution (1 for integers, 0.5 for the
 half-step ``fair`` fields; otherwise the largest of 0.5, 0.1, 0.05, 0.01, ... that every
@@ -205,7 +206,9 @@ CUSTOMER_DATES = ["day", "month", "year", "decade"]
 CUSTOMER_DATES_5Y = ["day", "month", "year", "5y", "decade"]
 
 
-def load_customers(n: int = 5000, dates: Sequence[str] = tuple(CUSTOMER_DATES)) -> Dataset:
+def load_customers(
+    n: int = 5000, dates: Sequence[str] = tuple(CUSTOMER_DATES), digits: bool = False
+) -> Dataset:
     from streamproc.testing.customers import CITIES, GENDERS
 
     city_levels = [{c: country for c, country, _ in CITIES}, {cc: "EU" for _, cc, _ in CITIES}]
@@ -217,13 +220,18 @@ def load_customers(n: int = 5000, dates: Sequence[str] = tuple(CUSTOMER_DATES)) 
             {"type": "int", "logicalType": "date"},
             "birth_date",
         ),
-        _lad({"prefix": [5, 4, 3, 2, 1]}, "string", "postcode"),
+        _lad(
+            {"prefix": [5, 4, 3, 2, 1], **({"alphabet": "0123456789"} if digits else {})},
+            "string",
+            "postcode",
+        ),
         _lad({"levels": city_levels}, "string", "city"),
         _lad({"levels": gender_levels}, gender_enum, "gender"),
     )
     qi = [(r["birth_date"], r["postcode"], r["city"], r["gender"]) for r, _ in customer_records(n)]
     names = ("birth_date", "postcode", "city", "gender")
     name = "customers" if list(dates) == CUSTOMER_DATES else "customers-5y"
+    name += "-digits" if digits else ""
     return Dataset(
         name, "dev, synthetic", names, lads, qi, np.zeros((n, 0)), None, frozenset({"postcode"})
     )
@@ -606,6 +614,7 @@ LOADERS: dict[str, Callable[[], Dataset]] = {
     "diabetes": load_diabetes,
     "customers": load_customers,
     "customers-5y": lambda: load_customers(dates=CUSTOMER_DATES_5Y),
+    "customers-5y-digits": lambda: load_customers(dates=CUSTOMER_DATES_5Y, digits=True),
 }
 
 
@@ -633,8 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for name in (d for d in args.datasets.split(",") if d):
         if name.startswith("customers"):
-            dates = CUSTOMER_DATES_5Y if name == "customers-5y" else CUSTOMER_DATES
-            ds = load_customers(args.customers, dates)
+            dates = CUSTOMER_DATES_5Y if name.startswith("customers-5y") else CUSTOMER_DATES
+            ds = load_customers(args.customers, dates, name.endswith("-digits"))
         else:
             ds = LOADERS[name]()
         rows += evaluate(ds, args.k, windows, args.seed, args.code_ncp == "sets")
