@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,7 +38,14 @@ _NON_LADDER_KEYS = frozenset({"class", "action", "doc"})
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
-_UNIT_ORDER = ("hour", "day", "month", "year", "decade")
+_LAST_DAY = (dt.date.max - _EPOCH_DATE).days  # 9999-12-31: the last representable cell end
+# Calendar units of a "to" ladder below a year, finest first; each nests in the next (UTC).
+_SUB_YEAR_UNITS = ("hour", "day", "month", "quarter")
+# Units of whole years: "year", "decade" and "<N>y" (N consecutive years aligned at year 0, so
+# 5y is 1995-1999); a coarser one must be a whole multiple of the finer one to nest.
+_NAMED_YEARS = {"year": 1, "decade": 10}
+_MULTI_YEAR = re.compile(r"([1-9][0-9]{0,2})y")  # 2y .. 999y; "1y" is spelled "year"
+_UNITS_DOC = "hour, day, month, quarter, year, decade, or <N>y for N consecutive years (2y .. 999y)"
 # Units of one Avro timestamp/date value, per logical type.
 _PER_DAY = {
     "date": 1,
@@ -126,7 +134,7 @@ class IntervalLadder(_Ladder):
     kind: str  # base.INTEGER | base.FLOAT | base.DATE | base.TIMESTAMP
     logical: str | None
     widths: tuple[Fraction, ...] = ()  # numeric: bucket widths, finest first
-    units: tuple[str, ...] = ()  # temporal: hour/day/month/year, finest first
+    units: tuple[str, ...] = ()  # temporal: hour, day, month, quarter, year, Ny, finest first
     declared: tuple[float, float] | None = None  # "domain": [lo, hi] for NCP
 
     @property
@@ -167,7 +175,15 @@ class IntervalLadder(_Ladder):
             return [None] * self.depth
         if not self.widths:
             per_day = _PER_DAY[str(self.logical or "date")]
-            return [_time_cell(int(x), u, per_day) for u in self.units]
+            try:
+                out_t = [_time_cell(int(x), u, per_day) for u in self.units]
+            except (ValueError, OverflowError):  # a cell ending past 9999-12-31
+                return [None] * self.depth
+            if out_t[-1][1] > _LAST_DAY * per_day:
+                # Fail closed: a cell whose end is not a date cannot be rendered as {lo, hi}
+                # containing the value, so the value is suppressed like a missing one.
+                return [None] * self.depth
+            return list[Cell](out_t)
         a, b = (x, 1) if isinstance(x, int) else (x.numerator, x.denominator)
         w0 = self.widths[0]
         idx = (a * w0.denominator) // (b * w0.numerator)
@@ -235,15 +251,39 @@ def _time_cell(x: int, unit: str, per_day: int) -> tuple[int, int]:
     if unit == "day":
         return (day * per_day, (day + 1) * per_day)
     d = _EPOCH_DATE + dt.timedelta(days=day)
-    if unit == "month":
-        first = d.replace(day=1)
-        nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    elif unit == "year":
-        first, nxt = dt.date(d.year, 1, 1), dt.date(d.year + 1, 1, 1)
-    else:  # decade: years 1990-1999 and so on, so that it nests the year
-        start = d.year - d.year % 10
-        first, nxt = dt.date(start, 1, 1), dt.date(min(start + 10, dt.MAXYEAR), 1, 1)
+    if unit in ("month", "quarter"):
+        span = 1 if unit == "month" else 3
+        start_month = d.month - (d.month - 1) % span  # quarters start in Jan, Apr, Jul, Oct
+        first = dt.date(d.year, start_month, 1)
+        after = start_month - 1 + span  # months since January of the cell's end
+        nxt = dt.date(d.year + after // 12, after % 12 + 1, 1)
+    else:  # N whole years aligned at year 0 (a decade is 1990-1999), so that they nest
+        years = _year_count(unit)
+        start = d.year - d.year % years  # 0 for years 1-9: clipped at year 1, the end kept
+        first = dt.date(max(start, dt.MINYEAR), 1, 1)
+        nxt = dt.date(start + years, 1, 1)  # past year 9999: ValueError, the value suppressed
     return ((first - _EPOCH_DATE).days * per_day, (nxt - _EPOCH_DATE).days * per_day)
+
+
+def _year_count(unit: str) -> int:
+    """How many years a unit of whole years spans (``year`` 1, ``decade`` 10, ``5y`` 5)."""
+    return _NAMED_YEARS.get(unit) or int(unit[:-1])
+
+
+def _unit_rank(unit: Any) -> int | None:
+    """An order of the ``to`` units in which finer comes first; None for an unknown name.
+
+    Units below a year rank by position; whole-year units by their number of years (after
+    every unit below a year), so that a rank says which of two units is coarser.
+    """
+    if not isinstance(unit, str):
+        return None
+    if unit in _SUB_YEAR_UNITS:
+        return _SUB_YEAR_UNITS.index(unit) - len(_SUB_YEAR_UNITS)
+    if unit in _NAMED_YEARS:
+        return _NAMED_YEARS[unit]
+    match = _MULTI_YEAR.fullmatch(unit)
+    return int(match.group(1)) if match and int(match.group(1)) >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -251,6 +291,7 @@ class PrefixLadder(_Ladder):
     """Strings: cell = the kept prefix, meaning "every string starting with it"."""
 
     lengths: tuple[int, ...] = ()
+    alphabet_size: int = 0  # "alphabet": NCP over every string of the value's length (0: seen)
 
     @property
     def depth(self) -> int:
@@ -263,10 +304,20 @@ class PrefixLadder(_Ladder):
 
     def ncp(self, cell: Cell, value: Any, domain: Domain) -> float:
         """(values seen with this prefix - 1) / (values seen - 1), as for a category set;
-        without a domain, the share of the value's characters removed."""
+        without a domain, the share of the value's characters removed. With a declared
+        ``alphabet`` of A characters, the same ratio over every possible string of the value's
+        length n instead of those seen: (A^(n-m) - 1) / (A^n - 1) for a kept prefix of m (a
+        code's prefix as the interval of codes it stands for, whatever the sample holds)."""
         if cell is None or not isinstance(value, str):
             return 1.0
         assert isinstance(cell, str)
+        if self.alphabet_size:
+            n, m, a = len(value), len(cell), self.alphabet_size
+            if n <= m:
+                return 0.0
+            if n > 64:  # A^n is astronomically large: the ratio is A^-m to float precision
+                return float(a) ** -m
+            return (a ** (n - m) - 1) / (a**n - 1)
         if domain.counts is not None and cell in domain.counts:
             return (domain.counts[cell] - 1) / (domain.size - 1) if domain.size > 1 else 0.0
         return 0.0 if not value else 1.0 - len(cell) / len(value)
@@ -365,11 +416,13 @@ def parse_ladder(
             f"{where}: generalize ladder needs exactly one of {', '.join(LADDER_KEYS)}"
         )
     key = chosen[0]
-    extra = sorted(set(keys) - {key, "domain"})
+    extra = sorted(set(keys) - {key, "domain", "alphabet"})
     if extra:
         raise PolicyError(f"{where}: generalize ladder: unknown parameter(s) {', '.join(extra)}")
     if "domain" in params and key not in ("bucket", "to"):
         raise PolicyError(f"{where}: generalize ladder: 'domain' only fits 'bucket' or 'to'")
+    if "alphabet" in params and key != "prefix":
+        raise PolicyError(f"{where}: generalize ladder: 'alphabet' only fits 'prefix'")
     steps = params[key]
     if not isinstance(steps, list) or not steps:
         raise PolicyError(f"{where}: generalize ladder: {key!r} must be a non-empty list")
@@ -380,7 +433,8 @@ def parse_ladder(
     }
     parser = parsers.get(key)
     if parser is not None:
-        return parser(steps, vtype, params.get("domain"), where, field_path)
+        extent = params.get("alphabet") if key == "prefix" else params.get("domain")
+        return parser(steps, vtype, extent, where, field_path)
     return _parse_levels(steps, vtype, where, field_path)
 
 
@@ -434,11 +488,18 @@ def _parse_to(
         raise PolicyError(f"{where}: 'to' ladder does not fit type {vtype.describe()}")
     if vtype.logical not in _PER_DAY:
         raise PolicyError(f"{where}: 'to' ladder does not fit type {vtype.describe()}")
-    if not all(isinstance(u, str) and u in _UNIT_ORDER for u in steps):
-        raise PolicyError(f"{where}: 'to' units must be among {', '.join(_UNIT_ORDER)}")
-    ranks = [_UNIT_ORDER.index(u) for u in steps]
-    if any(b <= a for a, b in itertools.pairwise(ranks)):
-        raise PolicyError(f"{where}: 'to' units must go from finer to coarser, each once")
+    ranks = [_unit_rank(u) for u in steps]
+    if any(r is None for r in ranks):
+        raise PolicyError(f"{where}: 'to' units must be among {_UNITS_DOC}")
+    for (finer, a), (coarser, b) in itertools.pairwise(zip(steps, ranks, strict=True)):
+        assert a is not None and b is not None
+        if b <= a:
+            raise PolicyError(f"{where}: 'to' units must go from finer to coarser, each once")
+        if a > 0 and b % a:
+            raise PolicyError(
+                f"{where}: 'to' units of years must each be a whole multiple of the previous "
+                f"one so levels nest (got {finer} then {coarser})"
+            )
     if vtype.kind == base.DATE and "hour" in steps:
         raise PolicyError(f"{where}: 'to: hour' does not fit type date")
     return IntervalLadder(
@@ -451,7 +512,7 @@ def _parse_to(
 
 
 def _parse_prefix(
-    steps: list[Any], vtype: ValueType, domain: Any, where: str, path: str
+    steps: list[Any], vtype: ValueType, alphabet: Any, where: str, path: str
 ) -> PrefixLadder:
     if vtype.kind != base.STRING:
         raise PolicyError(f"{where}: 'prefix' ladder does not fit type {vtype.describe()}")
@@ -459,7 +520,14 @@ def _parse_prefix(
         raise PolicyError(f"{where}: 'prefix' lengths must be integers >= 1")
     if any(b >= a for a, b in itertools.pairwise(steps)):
         raise PolicyError(f"{where}: 'prefix' lengths must decrease (finest first)")
-    return PrefixLadder(path=path, lengths=tuple(steps))
+    if alphabet is not None and not (
+        isinstance(alphabet, str) and len(alphabet) >= 2 and len(set(alphabet)) == len(alphabet)
+    ):
+        # Not echoed: the alphabet is policy, but an error never quotes annotation values.
+        raise PolicyError(
+            f"{where}: 'prefix' alphabet must be a string of at least 2 distinct characters"
+        )
+    return PrefixLadder(path=path, lengths=tuple(steps), alphabet_size=len(alphabet or ""))
 
 
 def _parse_levels(steps: list[Any], vtype: ValueType, where: str, path: str) -> CategoryLadder:

@@ -144,5 +144,7 @@ def ladder_description(params: Mapping[str, Any]) -> str:
     for key in ("bucket", "to", "prefix"):
         if isinstance(params.get(key), list):
             steps = ",".join(str(s) for s in params[key])
-            return f"generalize({key}=[{steps}])"
+            alphabet = params.get("alphabet")
+            size = f",alphabet={len(alphabet)}" if isinstance(alphabet, str) else ""
+            return f"generalize({key}=[{steps}]{size})"
     return "generalize(ladder)"

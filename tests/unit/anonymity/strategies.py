@@ -19,7 +19,11 @@ from streamproc.anonymity import KeepLadder, Ladder, parse_ladder
 
 DATE = {"type": "int", "logicalType": "date"}
 TS_MS = {"type": "long", "logicalType": "timestamp-millis"}
-UNITS = ["hour", "day", "month", "year", "decade"]
+# "to" units that nest, finest first: two chains, since 2y and 5y do not nest in each other.
+UNIT_CHAINS = (
+    ["hour", "day", "month", "quarter", "year", "2y", "decade", "20y"],
+    ["hour", "day", "month", "quarter", "year", "5y", "decade", "50y"],
+)
 
 
 @dataclass(frozen=True)
@@ -55,16 +59,18 @@ def float_qi(draw: Any) -> QiSpec:
 
 @st.composite
 def date_qi(draw: Any) -> QiSpec:
-    units = draw(st.lists(st.sampled_from(UNITS[1:]), min_size=1, max_size=4, unique=True))
-    units.sort(key=UNITS.index)
+    chain = draw(st.sampled_from(UNIT_CHAINS))
+    units = draw(st.lists(st.sampled_from(chain[1:]), min_size=1, max_size=4, unique=True))
+    units.sort(key=chain.index)
     days = st.integers(-30000, 30000).map(lambda d: dt.date(1970, 1, 1) + dt.timedelta(days=d))
     return QiSpec({"to": units}, DATE, _skewed(days, draw))
 
 
 @st.composite
 def ts_qi(draw: Any) -> QiSpec:
-    units = draw(st.lists(st.sampled_from(UNITS), min_size=1, max_size=5, unique=True))
-    units.sort(key=UNITS.index)
+    chain = draw(st.sampled_from(UNIT_CHAINS))
+    units = draw(st.lists(st.sampled_from(chain), min_size=1, max_size=5, unique=True))
+    units.sort(key=chain.index)
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     ts = st.integers(-(10**12), 10**12).map(lambda ms: epoch + dt.timedelta(milliseconds=ms))
     return QiSpec({"to": units}, TS_MS, _skewed(ts, draw))

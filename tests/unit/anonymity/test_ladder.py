@@ -40,6 +40,15 @@ BAD = [
     ({"to": ["year", "day"]}, DATE, "finer to coarser"),
     ({"to": ["hour"]}, DATE, "hour"),
     ({"to": ["week"]}, DATE, "among"),
+    ({"to": ["1y"]}, DATE, "among"),  # spelled "year"
+    ({"to": ["0y"]}, DATE, "among"),
+    ({"to": ["1000y"]}, DATE, "among"),
+    ({"to": ["5 y"]}, DATE, "among"),
+    ({"to": ["year", "2y", "5y"]}, DATE, "multiple"),  # [1994, 1996) straddles [1995, 2000)
+    ({"to": ["5y", "decade", "25y"]}, DATE, "multiple"),
+    ({"to": ["decade", "10y"]}, DATE, "finer to coarser"),  # the same level twice
+    ({"to": ["year", "quarter"]}, DATE, "finer to coarser"),
+    ({"to": ["5y", "year"]}, TS_MS, "finer to coarser"),
     ({"to": ["day"]}, "long", "does not fit"),
     ({"prefix": [2, 3]}, "string", "decrease"),
     ({"prefix": [0]}, "string", ">= 1"),
@@ -53,6 +62,10 @@ BAD = [
         {"type": "enum", "name": "C", "symbols": ["RED", "BLUE"]},
         "unmapped",
     ),
+    ({"bucket": [5], "alphabet": "01"}, "int", "only fits 'prefix'"),
+    ({"prefix": [2], "alphabet": "0"}, "string", "at least 2 distinct"),
+    ({"prefix": [2], "alphabet": "0010"}, "string", "at least 2 distinct"),
+    ({"prefix": [2], "alphabet": 10}, "string", "at least 2 distinct"),
     ({"bucket": [5], "prefix": [2]}, "int", "exactly one"),
     ({"bucket": [5], "round": 2}, "int", "unknown"),
     ({}, "int", "exactly one"),
@@ -92,7 +105,39 @@ def test_outputs_per_kind() -> None:
     d = dt.date(1987, 12, 31)
     assert born.render(born.cell(d, 1)) == {"lo": dt.date(1987, 12, 1), "hi": dt.date(1988, 1, 1)}
     assert born.cell((d - dt.date(1970, 1, 1)).days, 2) == born.cell(d, 2)  # days accepted too
+    years = lad({"to": ["month", "quarter", "year", "5y", "decade", "20y"]}, DATE)
+    assert [years.render(years.cell(dt.date(1987, 11, 5), lv)) for lv in range(7)] == [
+        {"lo": dt.date(1987, 11, 1), "hi": dt.date(1987, 12, 1)},
+        {"lo": dt.date(1987, 10, 1), "hi": dt.date(1988, 1, 1)},
+        {"lo": dt.date(1987, 1, 1), "hi": dt.date(1988, 1, 1)},
+        {"lo": dt.date(1985, 1, 1), "hi": dt.date(1990, 1, 1)},
+        {"lo": dt.date(1980, 1, 1), "hi": dt.date(1990, 1, 1)},
+        {"lo": dt.date(1980, 1, 1), "hi": dt.date(2000, 1, 1)},
+        None,
+    ]
+    assert years.render(years.cell(dt.date(1995, 2, 28), 1)) == {
+        "lo": dt.date(1995, 1, 1),
+        "hi": dt.date(1995, 4, 1),
+    }
+    # Years 1-9 have no year 0 to start at: their cells start at year 1 and end where the
+    # cells of years 10 and up begin, so the levels still nest.
+    early = lad({"to": ["year", "2y", "decade"]}, DATE)
+    assert [early.render(early.cell(dt.date(1, 6, 1), lv))["hi"] for lv in range(3)] == [
+        dt.date(2, 1, 1),
+        dt.date(2, 1, 1),
+        dt.date(10, 1, 1),
+    ]
+    assert early.render(early.cell(dt.date(3, 6, 1), 1)) == {
+        "lo": dt.date(2, 1, 1),
+        "hi": dt.date(4, 1, 1),
+    }
+    # A cell must end on a date: the values of a cell ending past 9999-12-31 are suppressed
+    # at every level (they were a crash for month and year, an empty cell for a decade).
+    assert years.cells(dt.date(9999, 5, 1)) == [None] * 6
+    assert years.cells(dt.date(9979, 5, 1))[4] is not None  # [9970, 9980) is a date range
     ts = lad({"to": ["hour", "day"]}, TS_MS)
+    last = dt.datetime(9999, 12, 31, 5, tzinfo=dt.UTC)
+    assert ts.cells(last) == [None, None]  # its day ends past 9999-12-31: not renderable
     t = dt.datetime(2024, 3, 1, 12, 34, tzinfo=dt.UTC)
     assert ts.render(ts.cell(t, 0)) == {
         "lo": t.replace(minute=0),
@@ -107,6 +152,24 @@ def test_outputs_per_kind() -> None:
     assert [city.cell("Munich", lv) for lv in range(4)] == ["Munich", "DE", "EU", None]
     assert city.cell("Atlantis", 0) is None  # unmapped at run time: suppressed at every level
     assert isinstance(city, CategoryLadder) and city.ncp("DE", "Munich", Domain()) == 0.5
+
+
+def test_a_declared_alphabet_measures_a_prefix_over_every_code() -> None:
+    """Without it a prefix costs the share of the values *seen* that start with it; with it,
+    the share of all strings of the value's length: a postcode prefix as its code interval."""
+    seen = ["10115", "10117", "10999", "75001"]
+    plain = lad({"prefix": [3, 2]}, "string")
+    digits = lad({"prefix": [3, 2], "alphabet": "0123456789"}, "string")
+    assert isinstance(plain, PrefixLadder) and isinstance(digits, PrefixLadder)
+    dom = plain.domain_of(seen)
+    assert plain.ncp("10", "10115", dom) == pytest.approx(2 / 3)  # 3 of the 4 seen
+    assert digits.ncp("10", "10115", digits.domain_of(seen)) == pytest.approx(999 / 99_999)
+    assert digits.ncp("101", "10115", dom) == pytest.approx(99 / 99_999)
+    assert digits.ncp("10115", "10115", dom) == 0.0 and digits.ncp(None, "10115", dom) == 1.0
+    assert digits.ncp("1", "1" * 100, dom) == pytest.approx(0.1)  # long values: no overflow
+    with pytest.raises(PolicyError) as info:
+        lad({"prefix": [2], "alphabet": CANARY + CANARY[0]}, "string")
+    assert "CANARY" not in str(info.value)
 
 
 def test_float_buckets_nest_exactly() -> None:
@@ -157,6 +220,9 @@ def test_cells_contain_the_value_and_levels_nest_or_are_disjoint(spec: Any, data
         assert nest or ahi <= blo or bhi <= alo
         if (alo, ahi) == (blo, bhi):
             assert ca == cb
+        own = [_interval(ladder, c) for c in ladder.cells(a)]  # a's cells, finest first
+        for (flo, fhi), (clo, chi) in itertools.pairwise(own):
+            assert clo <= flo and fhi <= chi  # each level's cell inside the next one's
     if isinstance(ladder, PrefixLadder) and ca is not None:
         assert a.startswith(ca)  # the output "p" means "every string starting with p"
     if isinstance(ladder, CategoryLadder) and ca is not None and cb is not None and ca == cb:

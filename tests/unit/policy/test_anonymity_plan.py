@@ -107,6 +107,32 @@ def test_derived_schema_has_nullable_ranges_and_strings_with_their_class() -> No
     assert transforms["city"] == "generalize(levels=1)"
 
 
+def test_new_date_units_and_a_prefix_alphabet_compile_and_show_in_lineage() -> None:
+    """``schema derive`` shows the units and the alphabet's size; the output type is unchanged."""
+    born = {
+        "name": "born",
+        "type": {"type": "int", "logicalType": "date"},
+        "privacy": {"class": "quasi", "action": "generalize", "to": ["quarter", "year", "5y"]},
+    }
+    zip_ = {
+        "name": "zip",
+        "type": "string",
+        "privacy": {
+            "class": "quasi",
+            "action": "generalize",
+            "prefix": [3, 2],
+            "alphabet": "0123456789",
+        },
+    }
+    plan = derive_schema(schema(born=born, zip=zip_))
+    transforms = {f.source_path: f.transform for f in plan.lineage}
+    assert transforms["born"] == "generalize(to=[quarter,year,5y])"
+    assert transforms["zip"] == "generalize(prefix=[3,2],alphabet=10)"
+    base = derive_schema(schema()).derived_schema_json["fields"]
+    types = {f["name"]: f["type"] for f in plan.derived_schema_json["fields"]}
+    assert types == {f["name"]: f["type"] for f in base}  # {lo, hi} and strings, as before
+
+
 def test_sanitize_leaves_pending_which_does_not_encode_until_filled() -> None:
     plan = compile_plan(schema(), KEYRING)
     spec = plan.anonymity

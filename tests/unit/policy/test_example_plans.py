@@ -11,6 +11,9 @@ no longer shows; only that entry's mask description, fingerprint and doc stamp c
 Re-recorded for customer_profile.avsc once more when it declared record-level k = 5 with
 ladders on birth_date, postcode, city and gender (issue 13 section 2): their derived types
 became nullable {lo, hi} / strings, the fingerprint changed; the other schemas did not change.
+Re-recorded for customer_profile.avsc when birth_date's ladder gained 5-year bands
+(``["month", "year", "5y", "decade"]``): that field's doc note and transform, the fingerprint
+and the doc stamp changed; its derived type did not.
 """
 
 from __future__ import annotations
