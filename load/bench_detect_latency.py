@@ -107,9 +107,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-detect-"))
     t0 = time.monotonic()
-    base = baseline_trace(
-        work / "baseline.jsonl", "--seed", "1000", "--principals", "25", "--days", "14"
-    )
+    base = baseline_trace(work / "baseline.jsonl", seed=1000, principals=25, days=14)
     model = work / "access-detector.skops"
     subprocess.run(
         [
@@ -130,9 +128,7 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
-    events = baseline_trace(
-        work / "trace.jsonl", "--seed", "3", "--principals", str(a.principals), "--days", "11"
-    )
+    events = baseline_trace(work / "trace.jsonl", seed=3, principals=a.principals, days=11)
     cut = night_of(events, HISTORY_DAYS, 0.0)
     history = [e for e in events if e["ts"] < cut]
     background = [e for e in events if e["ts"] >= cut]

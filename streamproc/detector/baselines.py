@@ -14,12 +14,19 @@ declared for the principal (``--groups``) or else a learned one: the namespace i
 (``ns:<namespace>``), so a new account is compared with the people working on the same
 data. Baselines are built once at training from the end-of-training states, each principal
 weighing one, so a chatty service account does not define its group's normal.
+
+The hour profile is the exception: people working on the same data may sit in offices many
+time zones apart, so a namespace group's hours cover most of the day and no hour is "off".
+Hours are judged against a *phase* group instead: the principals whose busiest
+``PHASE_WINDOW``-hour stretch of the day starts at the same hour (UTC, +-1 hour), learned from
+their hour counts (:func:`phase_of`). A principal with fewer than ``MIN_PHASE_EVENTS`` events
+has no phase yet and keeps its namespace group's hours.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,31 @@ MAX_KEYS = 400
 #: evidence of the population baseline against a group's, in principals
 POPULATION_WEIGHT = 2.0
 POPULATION = "*"
+#: length of the working day whose start defines a principal's phase, in hours
+PHASE_WINDOW = 9
+#: (decayed) events of its own before a principal's hours define its phase
+MIN_PHASE_EVENTS = 3.0
+
+
+def phase_of(hours: Sequence[float]) -> int:
+    """Start hour (UTC, 0-23) of the busiest ``PHASE_WINDOW``-hour stretch of the day in a
+    48-bin hour profile (weekday and weekend bins folded), or -1 with too little evidence.
+
+    >>> phase_of([0.0] * 8 + [1.0] * 8 + [0.0] * 32)
+    8
+    >>> phase_of([0.0] * 48)
+    -1
+    """
+    day = [hours[h] + hours[24 + h] for h in range(24)]
+    if sum(day) < MIN_PHASE_EVENTS:
+        return -1
+    win = sum(day[h] for h in range(PHASE_WINDOW))
+    best, start = win, 0
+    for h in range(1, 24):
+        win += day[(h + PHASE_WINDOW - 1) % 24] - day[h - 1]
+        if win > best + 1e-9:
+            best, start = win, h
+    return start
 
 
 @dataclass(slots=True)
@@ -86,6 +118,15 @@ class Baselines:
 
     groups: dict[str, Baseline] = field(default_factory=dict)  # includes POPULATION
     declared: dict[str, str] = field(default_factory=dict)  # principal -> group
+    #: hour profile (48 bins) per phase 0-23, blended with the population's; empty: none
+    phases: list[list[float]] = field(default_factory=list)
+
+    def hours_of(self, phase: int, group: Baseline) -> list[float]:
+        """The hour profile to judge a principal of ``phase`` against: its phase group's,
+        else (no phase yet, or no phase groups in the model) its peer group's."""
+        if 0 <= phase < len(self.phases) and self.phases[phase]:
+            return self.phases[phase]
+        return group.hours
 
     def group_of(self, principal: str, domains: Mapping[str, list[float]], event_ns: str) -> str:
         """The declared group, else ``ns:`` + the namespace used most (the event's if none)."""
@@ -104,17 +145,24 @@ class Baselines:
         return {
             "groups": {k: v.to_dict() for k, v in sorted(self.groups.items())},
             "declared": dict(sorted(self.declared.items())),
+            "phases": self.phases,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Baselines:
         try:
-            return cls(
+            # models written before phase groups have none: hours judged by peer group
+            phases = [[float(x) for x in p] for p in d.get("phases", [])]
+            out = cls(
                 {str(k): Baseline.from_dict(v) for k, v in d["groups"].items()},
                 {str(k): str(v) for k, v in d["declared"].items()},
+                phases,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise DetectorError("baselines do not have the expected layout") from None
+        if phases and (len(phases) != 24 or any(len(p) not in (0, 48) for p in phases)):
+            raise DetectorError("baselines do not have the expected layout")
+        return out
 
 
 class _Acc:
@@ -231,7 +279,35 @@ def build_baselines(
     population = pop.baseline()
     groups = {g: _blend(a.baseline(), population) for g, a in accs.items()}
     groups[POPULATION] = population
-    return Baselines(groups, decl)
+    return Baselines(groups, decl, _phase_profiles(states, population))
+
+
+def _phase_profiles(states: Mapping[str, Any], population: Baseline) -> list[list[float]]:
+    """Hour profile per phase: members of the phase and its two neighbours (a start hour
+    is noisy by about an hour), each weighing one, blended with the population's hours by
+    their number like a peer group."""
+    acc = [[0.0] * 48 for _ in range(24)]
+    members = [0.0] * 24
+    for st in states.values():
+        ph = phase_of(st.hours)
+        if ph < 0:
+            continue
+        tot = sum(st.hours)
+        for q in (ph - 1, ph, ph + 1):
+            q %= 24
+            members[q] += 1.0
+            row = acc[q]
+            for i, h in enumerate(st.hours):
+                row[i] += h / tot
+    out: list[list[float]] = []
+    for q in range(24):
+        n = members[q]
+        if n == 0:
+            out.append([])
+            continue
+        w = n / (n + POPULATION_WEIGHT)
+        out.append([w * a / n + (1 - w) * b for a, b in zip(acc[q], population.hours, strict=True)])
+    return out
 
 
 def read_groups(rows: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from streamproc.detector.baselines import Baseline, Baselines
+from streamproc.detector.baselines import Baseline, Baselines, phase_of
 from streamproc.detector.catalog import (
     FEATURE_BOUNDS,
     FEATURE_NAMES,
@@ -105,7 +105,7 @@ Norm = list[float]
 
 #: Version of the ``PrincipalState.to_dict`` layout. Fields added after version 1 say since
 #: when in their metadata; an older state gets their default (``domains``: rebuilt).
-STATE_VERSION = 4
+STATE_VERSION = 5
 
 
 @dataclass(slots=True)
@@ -144,6 +144,7 @@ class PrincipalState:
     flagged: list[list[Any]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     group: str = field(default="", metadata={"since": 4})  # peer group (baselines.py)
+    phase: int = field(default=-1, metadata={"since": 5})  # hour phase (baselines.phase_of)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
@@ -268,7 +269,7 @@ class FeatureExtractor:
         # One function on purpose: it runs once per event on the stream path, and its locals
         # feed both the feature row and the fold (docs/detector.md has the throughput).
         t = ev.ts
-        base = self._baseline(state, ev)
+        base, base_hours = self._baseline(state, ev)
         k = self._k
         win_before, d_win = self._advance(state, ev)
         window = self._window
@@ -309,11 +310,15 @@ class FeatureExtractor:
         rows_z, bytes_z = self._volume_z(state, ev, d_win, base)
         l_run = math.log1p(ds_recent)
         act_k = act_prior + k * base.actions.get(ev.action, 0.0)
-        # The pseudo-count of an unseen key: half an event of the principal's own, shrunk
-        # while the group's baseline carries most of the evidence, so a key the group never
-        # uses is as rare for a new principal as for a seasoned one (0.5 without baselines).
+        # The pseudo-count of an unseen key in a rarity: half an event of the principal's
+        # own, shrunk by the square of its share of the evidence (0.5 without baselines).
+        # Shrunk once, a quiet account's read of a dataset, address, namespace and hour that
+        # nobody in its group uses sat at about the rarities of an ordinary new principal's
+        # first event (the sparse off-hours misses of format 5); the action share of
+        # ``action_burst`` keeps the single shrink.
         half = 0.5 * total1 / totk
         share = (act_k + half) / totk
+        half = half * total1 / totk
         l_rate = math.log1p(state.rate)
         l_distinct = math.log1p(state.distinct)
         l_volume = math.log1p(state.volume)
@@ -334,7 +339,7 @@ class FeatureExtractor:
             log(totk / (ip_seen + k * base.ips.get(ev.source_ip, 0.0) + half)),
             log(totk / (act_k + half)),
             log(totk / (pair_prior + k * base.pairs.get(pair, 0.0) + half)),
-            log(totk / (smooth + k * base.hours[b] + half)),
+            log(totk / (smooth + k * base_hours[b] + half)),
             math.log1p(state.cusum),
             l_run - (state.typ_run + wk * (typ[3] - state.typ_run)),
             log((act_recent + 1.0) / (win_before * share + 1.0)),
@@ -360,15 +365,18 @@ class FeatureExtractor:
             state.last_ts = t
         return feats
 
-    def _baseline(self, state: PrincipalState, ev: AccessEvent) -> Baseline:
-        """The peer-group baseline of the principal (an empty one without baselines). The
-        group is re-derived while the principal is young and then once a day."""
+    def _baseline(self, state: PrincipalState, ev: AccessEvent) -> tuple[Baseline, list[float]]:
+        """The peer-group baseline of the principal (an empty one without baselines) and the
+        hour profile to judge it against (its phase group's, baselines.py). Group and phase
+        are re-derived while the principal is young and then once a day."""
         bl = self.baselines
         if bl is None:
-            return self._none
+            return self._none, self._none.hours
         if not state.group or state.n < 32 or ev.ts // DAY_MS != state.day:
             state.group = bl.group_of(ev.principal, state.domains, namespace_of(ev.dataset))
-        return bl.for_group(state.group)
+            state.phase = phase_of(state.hours)
+        base = bl.for_group(state.group)
+        return base, bl.hours_of(state.phase, base)
 
     def _advance(self, state: PrincipalState, ev: AccessEvent) -> tuple[float, float]:
         """Decay the state to ``ev.ts`` and count ``ev`` in the short-window rates; returns

@@ -54,10 +54,19 @@ def seed_state(
     the model was trained on (a lost or restored table), is replaced by a copy of the
     model's, keeping the agent's decision bookkeeping (cooldown, flagged ids, own scores)
     so an open incident does not alert twice. Returns ``None`` when neither exists.
+
+    Only a model state that covers the agent's is a continuation of it: one whose history
+    starts after the agent's first event of the principal is another history under the same
+    name (a reused account name, a model trained on another population), so the agent keeps
+    its own.
     """
     if from_model is None:
         return current
-    if current is not None and current.n > 0 and current.last_ts >= from_model.last_ts:
+    if (
+        current is not None
+        and current.n > 0
+        and (current.last_ts >= from_model.last_ts or from_model.first_ts > current.first_ts)
+    ):
         return current
     seeded = copy_state(from_model)
     if current is None:

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from streamproc.detector.baselines import POPULATION, Baselines, build_baselines, read_groups
+from streamproc.detector.baselines import (
+    POPULATION,
+    Baselines,
+    build_baselines,
+    phase_of,
+    read_groups,
+)
 from streamproc.detector.catalog import FEATURE_INDEX
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.features import FeatureExtractor, PrincipalState
@@ -73,3 +79,78 @@ def test_a_principal_declared_twice_is_an_error() -> None:
     assert read_groups([("a", "x"), ("a", "x")]) == {"a": "x"}
     with pytest.raises(DetectorError, match="principal b"):
         read_groups([("b", "x"), ("b", "y")])
+
+
+def _office(start_hour: int, who: str, days: int = 10) -> list[AccessEvent]:
+    """A principal working 8 hours a day from ``start_hour`` UTC, four events a day."""
+    out = []
+    for d in range(days):
+        for j in range(4):
+            t = T0 - 10 * 3_600_000 + d * 86_400_000 + (start_hour + 2 * j) * 3_600_000
+            out.append(AccessEvent(f"{who}-{d}-{j}", t, who, "hr.x", "READ", 20, 2000, "ip", True))
+    return out
+
+
+def test_phase_of_finds_the_working_day_across_midnight() -> None:
+    hours = [0.0] * 48
+    for h in (22, 23, 0, 1, 2, 3):
+        hours[h] = 2.0
+    assert phase_of(hours) in (19, 20, 21, 22)  # a 9-hour window covering 22-03
+    hours[24 + 1] = 1.0  # a weekend event counts for its hour of day
+    assert phase_of(hours) in (19, 20, 21, 22)
+    assert phase_of([0.0] * 47 + [2.0]) == -1  # two events: no phase yet
+
+
+def test_hours_are_judged_against_the_principals_time_zone_not_its_namespace() -> None:
+    # one namespace staffed in three time zones: together they cover almost the whole day
+    fx = FeatureExtractor()
+    states: dict[str, PrincipalState] = {}
+    for start in (0, 7, 13):
+        for j in range(10):
+            who = f"p{start}-{j}"
+            st = states.setdefault(who, PrincipalState())
+            for e in _office(start, who):
+                fx.update(st, e)
+    bl = build_baselines(states)
+    assert [len(p) for p in bl.phases].count(48) >= 3
+    judged = FeatureExtractor(baselines=bl)
+    mixed = FeatureExtractor(baselines=Baselines(bl.groups, bl.declared))  # no phase groups
+    i = FEATURE_INDEX["time_rare"]
+
+    def night_read(x: FeatureExtractor) -> float:
+        # a quiet account of the 00-08 UTC office, ten events, then a read at 17:00 UTC,
+        # when only the 13-21 UTC office works
+        st = PrincipalState()
+        for e in _office(0, "quiet", days=3)[:10]:
+            x.update(st, e)
+        late = AccessEvent(
+            "late",
+            T0 + 5 * 86_400_000 + 7 * 3_600_000,
+            "quiet",
+            "hr.x",
+            "READ",
+            20,
+            2000,
+            "ip",
+            True,
+        )
+        return x.update(st, late)[i]
+
+    assert night_read(judged) > night_read(mixed) + 0.3  # 4.64 against 4.11
+
+
+def test_a_quiet_accounts_key_nobody_uses_stands_further_from_one_its_group_uses() -> None:
+    # The pseudo-count of a key unseen by the principal and its group shrinks with the
+    # group's share of the evidence squared: for a principal with a handful of events, a
+    # dataset in a namespace nobody works in is not capped near a group-known one.
+    fx = FeatureExtractor(baselines=build_baselines(peers()))
+    i = FEATURE_INDEX["dataset_rare"]
+    for n in (5, 10):
+
+        def after(ds: str, n: int = n) -> float:
+            st = PrincipalState()
+            for j in range(n):
+                fx.update(st, ev(j, "quiet", ds="hr.t0"))
+            return fx.update(st, ev(n, "quiet", ds=ds))[i]
+
+        assert after("payroll.x") - after("hr.t1") > 2.7  # 2.60 and 2.32 with half an event

@@ -194,12 +194,16 @@ def test_time_bin_weekday_and_weekend() -> None:
 def test_version_1_and_2_states_are_migrated() -> None:
     _, st = run(routine(100))
     d = st.to_dict()
-    assert d["v"] == 4 and d["domains"]
-    old = {k: v for k, v in d.items() if k not in ("win", "cusum", "typ_run", "domains", "group")}
+    assert d["v"] == 5 and d["domains"]
+    old = {
+        k: v
+        for k, v in d.items()
+        if k not in ("win", "cusum", "typ_run", "domains", "group", "phase")
+    }
     old["v"] = 1
     restored = PrincipalState.from_dict(old)
     assert restored.n == st.n and restored.cusum == 0.0 and restored.win == 0.0
-    v2 = {k: v for k, v in d.items() if k not in ("domains", "group")}
+    v2 = {k: v for k, v in d.items() if k not in ("domains", "group", "phase")}
     v2["v"] = 2
     restored = PrincipalState.from_dict(v2)
     assert restored.cusum == st.cusum
@@ -208,9 +212,13 @@ def test_version_1_and_2_states_are_migrated() -> None:
     for k, e in restored.domains.items():
         assert e[0] == pytest.approx(st.domains[k][0])
     with pytest.raises(DetectorError):
-        PrincipalState.from_dict({**d, "v": 5})
-    with pytest.raises(DetectorError):  # a version-4 state must carry its group
-        PrincipalState.from_dict({k: v for k, v in d.items() if k != "group"})
+        PrincipalState.from_dict({**d, "v": 6})
+    with pytest.raises(DetectorError):  # a version-5 state must carry its group and phase
+        PrincipalState.from_dict({k: v for k, v in d.items() if k != "phase"})
+    # a version-4 state has no hour phase yet: it is derived again at the next event
+    v4 = {k: v for k, v in d.items() if k != "phase"}
+    v4["v"] = 4
+    assert PrincipalState.from_dict(v4).phase == -1
 
 
 def test_staged_export_accumulates_in_the_volume_cusum() -> None:

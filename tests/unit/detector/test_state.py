@@ -54,3 +54,16 @@ def test_seed_state_replaces_older_state_but_keeps_the_incident_bookkeeping() ->
     got = seed_state(stale, model)
     assert got is not None and got.n == model.n and got.last_ts == model.last_ts
     assert got.alert_ts == T0 + 5 and got.flagged == [["e1", T0 + 5]]
+
+
+def test_seed_state_keeps_a_state_the_models_history_does_not_cover() -> None:
+    # the model's "p" started a day after the agent's first event of "p": another history
+    # under the same name, which must not take over the agent's state however recent it is
+    mine = _state(3)
+    stranger = _state(10, t0=T0 + 86_400_000)
+    assert stranger.last_ts > mine.last_ts
+    assert seed_state(mine, stranger) is mine
+    # a model whose history starts at or before the agent's does continue it
+    covering = _state(10, t0=T0 - 60_000)
+    got = seed_state(mine, covering)
+    assert got is not None and got.n == 10
