@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="helper processes that sanitize beside the hot path's thread, per topology: N, "
         "0 (inline) or auto (hot path: one per CPU the worker may use beyond the thread's "
-        "own, when it may use 3 or more, else 0; the Faust agent engine: 1 with 2 or more)",
+        "own, when it may use 3 or more, else 0; the Faust agent engine: 1 with 2 or more). "
+        "With 1 on the hot path the thread sanitizes every other partition itself",
     )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")

@@ -143,9 +143,12 @@ class SanitizeFlow:
         self._remote[source] = state
 
     def combined_state(self) -> dict[str, Any]:
-        """This process's state, or the helpers' combined: k_min the smallest and shares the
-        largest (conservative: each helper sees its own partitions), budgets summed."""
-        states = list(self._remote.values()) or [self.state()]
+        """The helpers' states and this process's (when it sanitized records itself, or
+        no helper reported) combined: k_min the smallest and shares the largest
+        (conservative: each sees its own partitions), budgets summed."""
+        states = list(self._remote.values())
+        if self.stats.records_in or not states:
+            states.append(self.state())
         out: dict[str, Any] = {}
         exposures = [s["exposure"] for s in states if "exposure" in s]
         if exposures:

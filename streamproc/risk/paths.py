@@ -65,6 +65,11 @@ def getter(path: str) -> Getter:
         return _flat(steps[0][0])
     if not any(suffix for _, suffix in steps):
         return _nested(path, tuple(name for name, _ in steps))
+    arrays = [i for i, (_, suffix) in enumerate(steps) if suffix]
+    if len(arrays) == 1 and steps[arrays[0]][1] == "[]":
+        i = arrays[0]
+        names = tuple(name for name, _ in steps)
+        return _one_array(path, names[: i + 1], names[i + 1 :])
     return _walker(path, steps)
 
 
@@ -120,6 +125,36 @@ def _nested(path: str, names: tuple[str, ...]) -> Getter:
                 raise MissingField(path)
             value = value[name]
         return value if type(value) in _ATOMS else normalise(value)
+
+    return get
+
+
+def _one_array(path: str, outer: tuple[str, ...], inner: tuple[str, ...]) -> Getter:
+    """The getter of a field under exactly one array (``lines[].service_date``): the walk of
+    :func:`getter` as two loops, since it runs per record (the nested claim's dates)."""
+
+    def get(record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        for name in outer:
+            if value is None:
+                return None
+            if not (type(value) is dict or isinstance(value, Mapping)) or name not in value:
+                raise MissingField(path)
+            value = value[name]
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise MissingField(path)
+        out = []
+        for item in value:
+            for name in inner:
+                if item is None:
+                    break
+                if not (type(item) is dict or isinstance(item, Mapping)) or name not in item:
+                    raise MissingField(path)
+                item = item[name]
+            out.append(item if type(item) in _ATOMS else normalise(item))
+        return tuple(out)
 
     return get
 

@@ -31,6 +31,7 @@ from streamproc.runtime.hotpath import (
     Route,
     ensure_outputs,
     run_in_thread,
+    share_thread,
 )
 from streamproc.runtime.statetopic import StateTopic
 
@@ -119,6 +120,7 @@ def add_hot_path(
         routes[topo.source.topic] = Route(
             flow,
             helpers,
+            thread_share=share_thread(len(helpers)),
             sink_partitions=counts[topo.sink.topic],
             dlq_partitions=counts[topo.dead_letter],
             grouping=grouping,

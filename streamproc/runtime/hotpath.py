@@ -107,8 +107,12 @@ class Route:
     """One sanitize topology inside the hot path."""
 
     flow: SanitizeFlow
-    # Source partition p goes to helpers[p % len(helpers)] (per-partition order kept).
+    # Source partition p goes to slot p % (len(helpers) + thread_share) (per-partition order
+    # kept): slot i < len(helpers) is helpers[i], the last slot, when ``thread_share`` is
+    # set, the hot path's thread itself, which sanitizes it inline while the helpers work
+    # (one helper alone would leave the thread waiting for it; see ``share_thread``).
     helpers: list[BlockingFlowProcess] = field(default_factory=list)
+    thread_share: bool = False
     sink_partitions: int = 1
     dlq_partitions: int = 1
     pending: list[tuple[list[Message], list[Item]]] | None = None  # in the helpers
@@ -142,6 +146,17 @@ class BlockingFlowProcess(FlowProcess):
         if body is None:
             raise OffloadError(f"offload helper for {self._flow.topology.name} went away")
         return decode_reply(self._flow, items, body)
+
+
+def share_thread(helpers: int) -> bool:
+    """Whether the hot path's thread sanitizes a share of a route's partitions itself.
+
+    With one helper the thread would wait for it: the helper's flow costs several times the
+    thread's own per-record work (consume, produce, the batch's round trip), so the thread
+    takes every other partition. With two or more helpers it has their I/O to do, and with
+    none it sanitizes everything anyway (figures: docs/benchmarks.md).
+    """
+    return helpers == 1
 
 
 def ensure_outputs(
@@ -404,11 +419,15 @@ class HotPath:
             self._offload(route, batch, items)
 
     def _offload(self, route: Route, batch: list[Message], items: list[Item]) -> None:
-        """Hand ``batch`` to the helpers, then emit the batch they just finished."""
+        """Hand ``batch`` to the helpers, emit the batch they just finished, then sanitize
+        the thread's own share of ``batch`` (if it has one) while they work."""
         k = len(route.helpers)
-        parts: list[tuple[list[Message], list[Item]]] = [([], []) for _ in range(k)]
+        parts: list[tuple[list[Message], list[Item]]] = [
+            ([], []) for _ in range(k + route.thread_share)
+        ]
+        slots = len(parts)
         for m, item in zip(batch, items, strict=True):
-            part = parts[item[3] % k]
+            part = parts[item[3] % slots]
             part[0].append(m)
             part[1].append(item)
         prev = route.pending
@@ -418,9 +437,12 @@ class HotPath:
                 done.append((prev[i], helper.collect(prev[i][1])))
             if parts[i][1]:
                 helper.submit(parts[i][1])
-        route.pending = parts
+        route.pending = parts[:k]
         for (msgs, its), outcomes in done:
             self._emit(route, msgs, its, outcomes)
+        if route.thread_share and parts[k][1]:
+            own_msgs, own = parts[k]
+            self._emit(route, own_msgs, own, route.flow.process_many(own))
         if len(items) < self.spec.batch // 4:
             # A light load needs no overlap for throughput: emit now instead of after the
             # next fetch (latency at 5k records/s).

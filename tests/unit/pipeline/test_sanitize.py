@@ -283,7 +283,10 @@ def test_exposure_tracks_the_k_anonymity_of_the_flows_own_output(keyring: Keyrin
     assert state["unique_share"] > 0  # the risky policy is seen as risky
 
 
-def test_helper_states_combine_conservatively(flow: SanitizeFlow) -> None:
+def test_helper_states_combine_conservatively(keyring: Keyring) -> None:
+    # A flow that sanitized nothing itself (every partition in the helpers).
+    topo = load_topology(TOPOLOGY)
+    flow = SanitizeFlow(topo, compile_plan(topo.source.schema, keyring), keyring)
     flow.absorb(
         1, {"exposure": {"records": 10, "k_min": 7, "unique_share": 0.0, "below_k_share": 0.1}}
     )
@@ -292,4 +295,24 @@ def test_helper_states_combine_conservatively(flow: SanitizeFlow) -> None:
     )
     got = flow.combined_state()["exposure"]
     assert got == {"records": 15, "k_min": 2, "unique_share": 0.2, "below_k_share": 0.4}
-    flow._remote.clear()
+
+
+def test_a_thread_sharing_with_helpers_adds_its_own_state(keyring: Keyring) -> None:
+    """The hot path's thread sanitizes a share of the partitions beside one helper: the
+    gauge combines the helper's state with the thread's own, not the helper's alone."""
+    topo = load_topology(TOPOLOGY)
+    plan = compile_plan(policy_without_k(read_schema_json(topo.source.schema)[0]), keyring)
+    flow = SanitizeFlow(topo, plan, keyring)
+    helper = {"exposure": {"records": 10, "k_min": 7, "unique_share": 0.0, "below_k_share": 0.0}}
+    flow.absorb(1, helper)
+    assert flow.combined_state()["exposure"] == helper["exposure"]  # nothing of its own yet
+    items = [
+        (single_object(plan.source_schema, rec), None, "t", 0, i, None)
+        for i, (rec, _) in enumerate(customer_records(50, seed=5))
+    ]
+    flow.process_many(items)
+    own = flow.state()["exposure"]
+    got = flow.combined_state()["exposure"]
+    assert got["records"] == 60
+    assert got["k_min"] == min(own["k_min"], 7)
+    assert got["unique_share"] == own["unique_share"] > 0

@@ -1,4 +1,5 @@
-"""Field getters: the fast ones for plain and nested fields agree with the general walk."""
+"""Field getters: the fast ones for plain, nested and one-array fields agree with the general
+walk."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ RECORDS: list[Any] = [
     {"a": {}},
     {},
     {"a": ["x"]},
+    {"a": [{"b": "x"}, {"b": None}, None, {"b": {"c": [2, 1]}}]},
+    {"a": [{"b": {"c": "y"}}, {"b": None}, {"b": {"c": float("nan")}}]},
+    {"a": [{"b": {}}]},
+    {"a": [{}]},
+    {"a": ["not a record"]},
+    {"a": []},
+    {"a": {"b": ["p", None, {"q": 1}]}},
+    {"a": {"b": [{"c": dt.date(2020, 1, 1)}, {"c": None}]}},
+    {"a": "not a list"},
+    {"a": ({"b": 1},)},
 ]
 
 
@@ -34,8 +45,17 @@ def outcome(get: Any, record: Any) -> Any:
         return ("missing", exc.args)
 
 
-@pytest.mark.parametrize("path", ["a", "a.b", "a.b.c"])
+@pytest.mark.parametrize(
+    "path", ["a", "a.b", "a.b.c", "a[]", "a[].b", "a[].b.c", "a.b[]", "a.b[].c"]
+)
 def test_nested_getters_agree_with_the_general_walk(path: str) -> None:
     fast, general = getter(path), _walker(path, parse_path(path))
     for record in RECORDS:
         assert outcome(fast, record) == outcome(general, record)
+
+
+def test_one_array_paths_take_the_fast_getter() -> None:
+    # The walk is the reference above; the fast getter is what runs per record.
+    assert getter("a[].b").__qualname__.startswith("_one_array")
+    assert getter("a[].b[]").__qualname__.startswith("_walker")
+    assert getter("a{}.b").__qualname__.startswith("_walker")
