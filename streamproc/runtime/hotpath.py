@@ -326,20 +326,23 @@ class HotPath:
             threading.Thread(
                 target=self._watchdog, name="streamproc-txn-watchdog", daemon=True
             ).start()
-        self.producer = self._new_producer()
+        # Subscribe first: the group join runs in librdkafka's threads while
+        # init_transactions waits for its coordinator (the first consume, which serves
+        # the assignment, comes after both).
         self.consumer = self._new_consumer()
         self.consumer.subscribe(
             list(self.routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )  # fmt: skip
-        log.info(
-            "hot path running: group=%s guarantee=%s transactional_id=%s topics=%s",
-            self.spec.group,
-            self.spec.guarantee,
-            self.spec.transactional_id,
-            ",".join(self.routes),
-        )
         try:
+            self.producer = self._new_producer()
+            log.info(
+                "hot path running: group=%s guarantee=%s transactional_id=%s topics=%s",
+                self.spec.group,
+                self.spec.guarantee,
+                self.spec.transactional_id,
+                ",".join(self.routes),
+            )
             while not self._stop.is_set():
                 self._step()
             self._drain_helpers()
