@@ -45,6 +45,11 @@ class StreamprocWorker(faust.Worker):
         if self._early_signals is not None:
             self._early_signals.redeliver()
 
+    def _repr_name(self) -> str:
+        # Faust's own name in the log lines ("[^Worker]: Ready" is what operators and the
+        # integration tests wait for).
+        return "Worker"
+
 
 @dataclass(frozen=True)
 class Tuning:
