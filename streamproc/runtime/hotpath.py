@@ -92,8 +92,9 @@ class HotPathSpec:
     # the interval bounds their latency under load (docs/delivery.md, "Commit interval").
     commit_interval_s: float = 0.02
     # exactly_once: commit as soon as a fetch comes back short instead of at the interval's
-    # end (the latency of a worker that keeps up; stateless routes; docs/delivery.md).
-    commit_when_caught_up: bool = True
+    # end (stateless routes). Off: on this busy 2-CPU machine it showed no latency gain over
+    # the interval (docs/benchmarks.md, "exactly_once latency"); to be decided on a quiet one.
+    commit_when_caught_up: bool = False
     max_queued: int = 200_000
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 10_000

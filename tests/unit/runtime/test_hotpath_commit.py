@@ -1,6 +1,6 @@
-"""When the hot path commits: at the interval's end, and under exactly_once as soon as it has
-caught up (a short fetch), so that read_committed consumers see records without waiting out
-the interval."""
+"""When the hot path commits: at the interval's end, and under exactly_once with
+``commit_when_caught_up`` as soon as it has caught up (a short fetch), so that read_committed
+consumers see records without waiting out the interval."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def hot(guarantee: str, **spec: object) -> HotPath:
         ("exactly_once", True, 0, True),  # nothing more fetched: commit now
         ("exactly_once", True, 50, True),  # a short batch: caught up
         ("exactly_once", True, 2000, False),  # a full batch: more is waiting, the interval paces
-        ("exactly_once", False, 0, False),  # off: the interval only
+        ("exactly_once", False, 0, False),  # off (the default): the interval only
         ("at_least_once", True, 0, False),  # at_least_once flushes every 0.5 s as before
     ],
 )
@@ -39,16 +39,20 @@ def test_commit_due(guarantee: str, eager: bool, fetched: int, due: bool) -> Non
 
 
 def test_the_interval_still_ends_a_run_of_full_batches() -> None:
-    h = hot("exactly_once")
+    h = hot("exactly_once", commit_when_caught_up=True)
     h._interval_start -= h.spec.commit_interval_s
     assert h._commit_due(h.spec.batch)
 
 
 def test_commits_come_no_sooner_than_the_last_one_took() -> None:
     """A slow broker (commits taking long) is not asked for more of them."""
-    h = hot("exactly_once")
+    h = hot("exactly_once", commit_when_caught_up=True)
     h._last_commit_s = 0.015
     assert not h._commit_due(0)  # the interval opened just now: wait for 15 ms
     assert 0.0 < h._poll_s() <= 0.015  # ... inside consume(), taking more records meanwhile
     h._interval_start -= 0.015
     assert h._commit_due(0) and h._poll_s() == 0.0
+
+
+def test_off_by_default() -> None:
+    assert not hot("exactly_once")._commit_due(0)
