@@ -14,10 +14,14 @@ every variant with its own consumer group:
 Per variant: records/s with start-up (process start -> last output) and without (first ->
 last output); CPU seconds of the whole process tree (helpers included, start-up included) per
 100k records; p50/p99 end-to-end latency at a paced 5k records/s on fresh topics (sink
-arrival, read_committed, minus the source record's timestamp). One table, ratios vs Quix.
+arrival, read_committed, minus the source record's timestamp); the seconds from process start
+to the first output record (``1st out s``). One table, ratios vs Quix.
+
+``--startup N``: only time to first output, N rounds alternating the variants (each round a
+fresh group and sink on a preloaded source of ``--startup-records``), medians per variant.
 
 Usage: python -m load.bench_peer [--records 300000] [--rate 5000] [--seconds 10]
-       [--kinds customers,claims] [--only quix,streamproc]
+       [--kinds customers,claims] [--only quix,streamproc] [--startup 5]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,6 +206,7 @@ class Row:
     p50: float
     p99: float
     got: int
+    first_s: float = float("nan")
 
 
 class Bench:
@@ -308,7 +314,7 @@ class Bench:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         return proc, log
 
-    def throughput(self, v: Variant, kind: str, src: str) -> tuple[float, float, float, int]:
+    def throughput(self, v: Variant, kind: str, src: str) -> tuple[float, float, float, int, float]:
         run = uuid.uuid4().hex[:8]
         dst, dlq, group = f"peer.{run}.out", f"peer.{run}.dlq", f"peer-{run}"
         create_topics(dst, dlq)
@@ -352,7 +358,38 @@ class Bench:
             print(f"    {v.label}: {got}/{n} records (see {log})", flush=True)
         with_startup = got / (last - t0) if last > t0 else float("nan")
         steady = got / (last - first) if last > first else float("nan")
-        return with_startup, steady, cpu / max(got, 1) * 100_000, got
+        first_s = first - t0 if got else float("nan")
+        return with_startup, steady, cpu / max(got, 1) * 100_000, got, first_s
+
+    def first_output(self, v: Variant, kind: str, src: str) -> float:
+        """Seconds from the variant's process start to its first record at the sink
+        (read_committed; the reader is assigned and positioned before the start)."""
+        run = uuid.uuid4().hex[:8]
+        dst, dlq, group = f"peer.{run}.fout", f"peer.{run}.fdlq", f"peer-first-{run}"
+        create_topics(dst, dlq)
+        self.topics += [dst, dlq]
+        c = reader(f"first-{run}")
+        c.subscribe([dst])
+        deadline = time.monotonic() + 30
+        while not c.assignment() and time.monotonic() < deadline:
+            c.poll(0.05)
+        for _ in range(20):  # past the reader's own offset lookup
+            c.poll(0.01)
+        cmd = v.command(src, dst, dlq, group, self.tmp)
+        t0 = time.monotonic()
+        proc, log = self.start(cmd, v.label, run)
+        first = float("nan")
+        try:
+            while time.monotonic() - t0 < self.args.timeout and proc.poll() is None:
+                if any(not m.error() for m in c.consume(100, 0.005)):
+                    first = time.monotonic() - t0
+                    break
+        finally:
+            stop(proc)
+            c.close()
+        if first != first:
+            print(f"    {v.label}: no output (see {log})", flush=True)
+        return first
 
     def scale(self, workers: int, kind: str = "customers", pin: bool = False) -> float:
         """Steady records/s of ``workers`` streamproc workers (one group) on 12 partitions;
@@ -462,7 +499,7 @@ def print_table(rows: list[Row], records: int) -> None:
     print(f"peer table: {records} records per kind, {PARTITIONS} partitions, broker {BROKER}, "
           f"{cpus} CPUs (busy machine: figures are indicative)")  # fmt: skip
     head = (f"{'kind':<10} {'variant':<16} {'rec/s incl':>10} {'rec/s steady':>12} "
-            f"{'CPU s/100k':>10} {'p50 ms':>7} {'p99 ms':>7} {'x quix incl':>11} "
+            f"{'CPU s/100k':>10} {'p50 ms':>7} {'p99 ms':>7} {'1st out s':>9} {'x quix incl':>11} "
             f"{'x quix steady':>13}")  # fmt: skip
     print(head)
     print("-" * len(head))
@@ -472,12 +509,41 @@ def print_table(rows: list[Row], records: int) -> None:
             ri = r.with_startup / quix.with_startup if quix else float("nan")
             rs = r.steady / quix.steady if quix else float("nan")
             print(f"{kind:<10} {r.label:<16} {r.with_startup:>10,.0f} {r.steady:>12,.0f} "
-                  f"{r.cpu_per_100k:>10.1f} {r.p50:>7.1f} {r.p99:>7.1f} {ri:>10.2f}x "
-                  f"{rs:>12.2f}x")  # fmt: skip
+                  f"{r.cpu_per_100k:>10.1f} {r.p50:>7.1f} {r.p99:>7.1f} {r.first_s:>9.2f} "
+                  f"{ri:>10.2f}x {rs:>12.2f}x")  # fmt: skip
         alo = next((r for r in rows if r.kind == kind and r.label == "streamproc alo"), None)
         eos = next((r for r in rows if r.kind == kind and r.label == "streamproc eos"), None)
         if alo and eos:
             print(f"{kind:<10} eos / alo (steady): {eos.steady / alo.steady:.2f}x")
+
+
+def startup_table(bench: Bench, args: argparse.Namespace, only: list[str]) -> None:
+    """Time to first output, ``args.startup`` rounds alternating the variants; medians."""
+    for kind in args.kinds.split(","):
+        base, src_schema, derived = bench.data(kind)
+        src = f"peer.{uuid.uuid4().hex[:8]}.{kind}-start"
+        create_topics(src)
+        bench.topics.append(src)
+        produce(src, [base[i % len(base)] for i in range(args.startup_records)])
+        variants = [
+            v
+            for v in bench.variants(kind, src_schema, derived)
+            if not only or any(v.label.startswith(o) for o in only)
+        ]
+        times: dict[str, list[float]] = {v.label: [] for v in variants}
+        for r in range(args.startup):
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                times[v.label].append(bench.first_output(v, kind, src))
+                print(f"  {kind} round {r + 1}: {v.label:<16} {times[v.label][-1]:5.2f} s",
+                      flush=True)  # fmt: skip
+        load = os.getloadavg()
+        print(f"\ntime to first output, {kind}: {args.startup} rounds, "
+              f"load average {load[0]:.1f} / {load[1]:.1f} after")  # fmt: skip
+        quix = statistics.median(times["quix app"]) if "quix app" in times else float("nan")
+        for label, ts in times.items():
+            med = statistics.median(ts)
+            print(f"{label:<16} median {med:5.2f} s  min {min(ts):5.2f}  max {max(ts):5.2f}  "
+                  f"x quix {med / quix:5.2f}")  # fmt: skip
 
 
 def main() -> int:
@@ -493,12 +559,20 @@ def main() -> int:
     ap.add_argument("--scale", action="store_true", help="also 1 vs 2 workers on 12 partitions")
     ap.add_argument("--scale-kind", default="customers", help="the record of the scale-out run")
     ap.add_argument("--pin", action="store_true", help="scale-out: worker i on CPU i only")
+    ap.add_argument("--startup", type=int, default=0, help="only time to first output, N rounds")
+    ap.add_argument("--startup-records", type=int, default=2000)
     ap.add_argument("--loop", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop:
         return confluent_loop(*args.loop)
     bench = Bench(args)
     only = [o.strip() for o in args.only.split(",") if o.strip()]
+    if args.startup:
+        try:
+            startup_table(bench, args, only)
+        finally:
+            delete_topics(bench.topics)
+        return 0
     rows: list[Row] = []
     try:
         for kind in args.kinds.split(","):
@@ -511,13 +585,14 @@ def main() -> int:
             for v in bench.variants(kind, src_schema, derived):
                 if only and not any(v.label.startswith(o) for o in only):
                     continue
-                incl, steady, cpu, got = bench.throughput(v, kind, src)
+                incl, steady, cpu, got, first_s = bench.throughput(v, kind, src)
                 p50 = p99 = float("nan")
                 if not args.no_latency:
                     p50, p99 = bench.latency(v, base)
-                rows.append(Row(v.label, kind, incl, steady, cpu, p50, p99, got))
+                rows.append(Row(v.label, kind, incl, steady, cpu, p50, p99, got, first_s))
                 print(f"  {v.label:<16} {incl:>9,.0f} rec/s incl  {steady:>9,.0f} steady  "
-                      f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms")  # fmt: skip
+                      f"cpu {cpu:5.1f} s/100k  p50 {p50:6.1f} p99 {p99:6.1f} ms  "
+                      f"1st out {first_s:5.2f} s")  # fmt: skip
                 sys.stdout.flush()
         scale = None
         if args.scale:

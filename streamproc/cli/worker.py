@@ -10,11 +10,15 @@ import argparse
 import gc
 import logging
 import os
+from typing import TYPE_CHECKING, Any
 
-from streamproc.config import load_settings
+from streamproc.config import Settings, load_settings
 from streamproc.config.topology import Topology, default_app_id, load_topology
 from streamproc.errors import ConfigError
 from streamproc.metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from streamproc.runtime.wiring import Prepared
 
 log = logging.getLogger("streamproc.worker")
 
@@ -73,40 +77,52 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.topology:
         raise ConfigError("worker needs at least one --topology")
-    # Faust and the runtime are imported here, not at the top: every other CLI command
-    # starts without loading them (start-up time of `streamproc --help`, `sanitize`, ...).
-    import faust
-
-    from streamproc.runtime.app import create_app
-    from streamproc.runtime.wiring import add_topologies, open_audit
+    # The runtime is imported here, not at the top: every other CLI command starts without
+    # loading it. Faust comes after the hot path is running (its group join and first fetch
+    # overlap Faust's import and start; docs/pipeline.md, "Start-up").
+    from streamproc.runtime.wiring import open_audit, prepare_topologies
 
     metrics = WorkerMetrics()
     topologies = [load_topology(p) for p in args.topology]
     app_id = args.app_id or _default_app_id(topologies)
-    app = create_app(app_id, settings)
-    if args.engine == "hotpath" and all(t.kind == "sanitize" for t in topologies):
-        # No Faust agent reads a topic: Faust runs its producer, timers and tasks only, and
-        # the hot path's consumer is the worker's one member of its group.
-        app.producer_only = True
     audit = open_audit(settings, app_id)
-    add_topologies(
-        app,
+    prepared = prepare_topologies(
         settings,
         args.topology,
+        app_id,
         metrics=metrics,
         audit=audit,
         offload_processes=_offload(args.offload, args.engine),
         engine=args.engine,
         instance=args.instance or os.environ.get("STREAMPROC_INSTANCE") or None,
     )
-    metrics.serve(settings.metrics_port, settings.metrics_addr)
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    try:
+        worker = _faust_worker(args, settings, prepared)
+    except BaseException:
+        prepared.abandon()
+        raise
     # The app, its compiled plans and imported modules live as long as the process: freeze
     # them so that full collections do not walk them (tail latency; docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     worker.execute_from_commandline()
     return 0
+
+
+def _faust_worker(args: argparse.Namespace, settings: Settings, prepared: Prepared) -> Any:
+    """The Faust app and worker around the prepared topologies (Faust imported here)."""
+    from streamproc.runtime.app import StreamprocWorker, create_app
+    from streamproc.runtime.wiring import add_topologies
+
+    app = create_app(prepared.app_id, settings)
+    if args.engine == "hotpath" and all(t.kind == "sanitize" for t in prepared.topologies):
+        # No Faust agent reads a topic: Faust runs its producer, timers and tasks only, and
+        # the hot path's consumer is the worker's one member of its group.
+        app.producer_only = True
+    add_topologies(app, settings, prepared)
+    prepared.metrics.serve(settings.metrics_port, settings.metrics_addr)
+    signals = prepared.hot.signals if prepared.hot is not None else None
+    return StreamprocWorker(app, early_signals=signals, loglevel=args.loglevel, quiet=True)
 
 
 def _default_app_id(topologies: list[Topology]) -> str:

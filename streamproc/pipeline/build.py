@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastavro import parse_schema
 
 from streamproc.avro.codec import Encoder
@@ -19,15 +18,21 @@ from streamproc.config.settings import Settings
 from streamproc.config.topology import Topology
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyring
-from streamproc.pipeline.detect import AccessDecoder, DetectFlow, load_detector
 from streamproc.pipeline.sanitize import SanitizeFlow
 from streamproc.policy import compile_plan
+
+if TYPE_CHECKING:
+    from streamproc.pipeline.detect import DetectFlow
 
 
 def registry_client(url: str | None) -> Any | None:
     """A Confluent Schema Registry client (``mock://`` gives confluent-kafka's in-memory one)."""
     if not url:
         return None
+    # Imported here: the registry client pulls in httpx and authlib (a worker without a
+    # registry starts faster).
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
     return SchemaRegistryClient.new_client({"url": url})
 
 
@@ -48,6 +53,8 @@ def sink_schema_id(
             f"{topology.path}: key 'write_framing': confluent needs a registry "
             "(key 'registry.url' or STREAMPROC_SCHEMA_REGISTRY_URL)"
         )
+    from confluent_kafka.schema_registry import Schema  # see registry_client
+
     schema = Schema(json.dumps(schema_json), "AVRO")
     return int(registry.register_schema(f"{topology.sink.topic}-value", schema))
 
@@ -93,6 +100,10 @@ def build_detect_flow(topology: Topology, settings: Settings) -> DetectFlow:
     Fails at start (:class:`ConfigError`) without a model file or a keyring (dead letters
     are sealed with its quarantine key).
     """
+    # Imported here: the detector loads scikit-learn and scipy (seconds), which a worker
+    # with sanitize topologies only never needs.
+    from streamproc.pipeline.detect import AccessDecoder, DetectFlow, load_detector
+
     det, scorer = load_detector(topology)
     if settings.keyring is None:
         raise ConfigError(

@@ -32,6 +32,25 @@ class StreamprocApp(faust.App):
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
+class StreamprocWorker(faust.Worker):
+    """Faust's worker; re-sends the stop signals held while the hot path ran before it
+    (``runtime.hotapp.EarlySignals``) as soon as its own handlers are in place."""
+
+    def __init__(self, app: faust.App, *, early_signals: Any | None = None, **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self._early_signals = early_signals
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        if self._early_signals is not None:
+            self._early_signals.redeliver()
+
+    def _repr_name(self) -> str:
+        # Faust's own name in the log lines ("[^Worker]: Ready" is what operators and the
+        # integration tests wait for).
+        return "Worker"
+
+
 @dataclass(frozen=True)
 class Tuning:
     """Throughput knobs of the Faust/aiokafka stack (docs/benchmarks.md, "Faust throughput")."""

@@ -1,4 +1,4 @@
-"""Wire the batch hot path into the Faust app: start it with the app, stop it with the app.
+"""Wire the batch hot path into the Faust app: start it before the app, stop it with the app.
 
 Faust keeps the lifecycle (signals, ``on_before_shutdown``), the metrics server, the audit
 timer and any detector agents; the hot path's thread owns the sanitize data path. Audit
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
+import threading
 from collections.abc import Sequence
-from typing import Any
-
-import faust
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from streamproc.audit import AuditKind
 from streamproc.config.topology import Topology, safe_name
@@ -34,6 +36,9 @@ from streamproc.runtime.hotpath import (
     share_thread,
 )
 from streamproc.runtime.statetopic import StateTopic
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("streamproc.runtime.hotapp")
 
@@ -64,8 +69,8 @@ def guarantee_of(topologies: Sequence[Topology]) -> str:
     return found.pop() if found else "at_least_once"
 
 
-def add_hot_path(
-    app: faust.App,
+def start_hot_path(
+    app_id: str,
     settings: Any,
     flows: Sequence[SanitizeFlow],
     metrics: WorkerMetrics,
@@ -73,14 +78,18 @@ def add_hot_path(
     instance: str | None = None,
     audit: Any | None = None,
     offload: int = 0,
-) -> HotPath:
-    """One hot path for all sanitize ``flows`` of the worker; started and stopped by ``app``."""
+) -> StartedHotPath:
+    """One hot path for all sanitize ``flows`` of the worker, its thread started now.
+
+    Called before Faust is imported (docs/pipeline.md, "Start-up"): the hot path joins its
+    group and fetches while the main thread imports and starts Faust; :func:`attach_hot_path`
+    then hands its shutdown to the app.
+    """
     topos = [f.topology for f in flows]
     sources = [t.source.topic for t in topos]
     if len(set(sources)) != len(sources):
         raise ConfigError("two sanitize topologies of one worker read the same source topic")
     guarantee = guarantee_of(topos)
-    app_id = str(app.conf.id)
     spec = HotPathSpec(
         # Its own group: Faust's members (the detect agents, tables) speak another assignment
         # protocol, and one group cannot mix the two (INCONSISTENT_GROUP_PROTOCOL).
@@ -141,16 +150,66 @@ def add_hot_path(
         metrics,
         on_dead_letter=audit_dead_letters if audit is not None else None,
     )
-    threads = []
+    # Until Faust listens for signals, a stop request is held here (and re-sent then):
+    # the default SIGTERM would end the process in the middle of an interval.
+    signals = EarlySignals()
+    signals.install()
+    return StartedHotPath(hot, run_in_thread(hot), signals)
 
-    @app.task
-    async def start_hot_path() -> None:
-        threads.append(run_in_thread(hot))
+
+class EarlySignals:
+    """SIGTERM/SIGINT that arrive before Faust installs its handlers: held, then re-sent
+    to the process once it has (Faust's handlers run the graceful shutdown)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.installed = False
+
+    def install(self) -> None:
+        """Hold the signals (main thread only; elsewhere they keep their handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._hold)
+        self.installed = True
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.pending.append(signum)
+
+    def redeliver(self) -> None:
+        """Re-send what was held; called once Faust's handlers are in place."""
+        held, self.pending = self.pending, []
+        for sig in dict.fromkeys(held):
+            os.kill(os.getpid(), sig)
+
+    def restore(self) -> None:
+        """Back to the default handlers (the worker did not get as far as Faust)."""
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
+
+
+@dataclass
+class StartedHotPath:
+    """A running hot path, its thread, and the signals held until Faust takes over."""
+
+    hot: HotPath
+    thread: threading.Thread
+    signals: EarlySignals
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop and wait (commit what is done, leave the group)."""
+        self.hot.stop()
+        self.thread.join(timeout)
+
+
+def attach_hot_path(app: faust.App, started: StartedHotPath) -> None:
+    """Let ``app`` stop the hot path: before Faust's shutdown, the thread commits and leaves."""
 
     async def stop_hot_path(app: Any, **kwargs: Any) -> None:
-        hot.stop()
-        if threads:
-            await asyncio.get_running_loop().run_in_executor(None, threads[0].join, 60)
+        await asyncio.get_running_loop().run_in_executor(None, started.stop)
 
     app.on_before_shutdown.connect(stop_hot_path)  # type: ignore[arg-type]
-    return hot

@@ -89,8 +89,12 @@ class HotPathSpec:
     batch: int = 2000
     poll_s: float = 0.005
     # exactly_once: read_committed consumers see a record once its transaction commits, so
-    # the interval bounds their latency (p99 < 50 ms at 5k/s with 20 ms, see docs/delivery.md).
+    # the interval bounds their latency under load (docs/delivery.md, "Commit interval").
     commit_interval_s: float = 0.02
+    # exactly_once: commit as soon as a fetch comes back short instead of at the interval's
+    # end (stateless routes). Off: on this busy 2-CPU machine it showed no latency gain over
+    # the interval (docs/benchmarks.md, "exactly_once latency"); to be decided on a quiet one.
+    commit_when_caught_up: bool = False
     max_queued: int = 200_000
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 10_000
@@ -219,11 +223,19 @@ class HotPath:
         self.metrics = metrics
         self.on_dead_letter = on_dead_letter
         self.eos = spec.guarantee == "exactly_once"
+        # Commit when caught up (exactly_once, stateless routes only: a stateful route writes
+        # its state markers at every commit, and its records wait for their group anyway).
+        self._eager = (
+            self.eos
+            and spec.commit_when_caught_up
+            and all(r.grouping is None and r.budget is None for r in routes.values())
+        )
         self._stop = threading.Event()
         self._offsets: dict[tuple[str, int], int] = {}  # next offset, produced not committed
         self._dead: list[dict[str, Any]] = []  # audit entries of the open interval
         self._in_txn = False
         self._interval_start = 0.0
+        self._last_commit_s = 0.0  # how long the last exactly_once commit took
         self._delivery_failed = False
         self._resets: list[float] = []
         self._lag_at = 0.0
@@ -341,20 +353,23 @@ class HotPath:
             threading.Thread(
                 target=self._watchdog, name="streamproc-txn-watchdog", daemon=True
             ).start()
-        self.producer = self._new_producer()
+        # Subscribe first: the group join runs in librdkafka's threads while
+        # init_transactions waits for its coordinator (the first consume, which serves
+        # the assignment, comes after both).
         self.consumer = self._new_consumer()
         self.consumer.subscribe(
             list(self.routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )  # fmt: skip
-        log.info(
-            "hot path running: group=%s guarantee=%s transactional_id=%s topics=%s",
-            self.spec.group,
-            self.spec.guarantee,
-            self.spec.transactional_id,
-            ",".join(self.routes),
-        )
         try:
+            self.producer = self._new_producer()
+            log.info(
+                "hot path running: group=%s guarantee=%s transactional_id=%s topics=%s",
+                self.spec.group,
+                self.spec.guarantee,
+                self.spec.transactional_id,
+                ",".join(self.routes),
+            )
             while not self._stop.is_set():
                 self._step()
             self._drain_helpers()
@@ -379,7 +394,7 @@ class HotPath:
                 self._drain_helpers()
             self._release_due()
             self.producer.poll(0)
-            if self._offsets and time.monotonic() - self._interval_start >= self._interval():
+            if self._offsets and self._commit_due(len(msgs)):
                 self._commit()
             if len(self.producer) > self.spec.max_queued:
                 self._back_pressure()
@@ -390,6 +405,21 @@ class HotPath:
 
     def _interval(self) -> float:
         return self.spec.commit_interval_s if self.eos else max(self.spec.commit_interval_s, 0.5)
+
+    def _commit_due(self, fetched: int) -> bool:
+        """Whether the open interval commits now.
+
+        At the interval's end; under exactly_once also as soon as the worker has caught up
+        (the last fetch was short: nothing is waiting locally), since a read_committed
+        consumer sees no record of the interval before its commit. Under load every fetch is
+        a full batch, so the interval alone paces the commits, as before.
+        """
+        age = time.monotonic() - self._interval_start
+        if age >= self._interval():
+            return True
+        # Not sooner than the last commit took: on a busy broker commits slow down, and
+        # committing more often would only add to its load (at most half the time commits).
+        return self._eager and fetched < self.spec.batch and age >= self._last_commit_s
 
     # -- the data path (hot: keep per-record work to the loop bodies) ----------------------
 
@@ -532,7 +562,11 @@ class HotPath:
     # -- record-level k: the grouping buffer (streamproc.runtime.grouped) -----------------
 
     def _poll_s(self) -> float:
-        """The consume timeout: shorter than the next group deadline of a k route."""
+        """The consume timeout; none while an exactly_once interval is open and would
+        commit when caught up (take what was fetched, then commit)."""
+        if self._eager and self._offsets:
+            wait = self._last_commit_s - (time.monotonic() - self._interval_start)
+            return min(self.spec.poll_s, max(0.0, wait))
         return self.spec.poll_s
 
     def _group(self, route: Route, items: list[Item]) -> None:
@@ -742,6 +776,7 @@ class HotPath:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         state = self._k_state_at_commit()
         if self.eos:
+            started = time.monotonic()
             self._audit_dead()
             try:
                 for topic, sp, key, value in state:
@@ -759,6 +794,7 @@ class HotPath:
                 self._txn_failed(exc)
                 raise _Rewind() from None
             self._in_txn = False
+            self._last_commit_s = time.monotonic() - started
         else:
             if self.producer.flush(30) > 0 or self._delivery_failed:
                 self._delivery_failed = False

@@ -1,4 +1,8 @@
-"""Build a worker's agents from topology files (compile everything once, at start-up)."""
+"""Build a worker from topology files (compile everything once, at start-up).
+
+Two steps, so that the hot path runs before Faust is even imported: :func:`prepare_topologies`
+(compile, start the hot path) and :func:`add_topologies` (the Faust side).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import faust
+from typing import TYPE_CHECKING, Any
 
 from streamproc.audit import (
     AuditKind,
@@ -25,14 +28,14 @@ from streamproc.config.settings import Settings
 from streamproc.config.topology import Topology, load_topology
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyring
-from streamproc.lineage import run_event, to_json
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.build import build_flow
 from streamproc.pipeline.sanitize import SanitizeFlow
-from streamproc.runtime.detector import add_detector
-from streamproc.runtime.hotapp import add_hot_path
+from streamproc.runtime.hotapp import StartedHotPath, attach_hot_path, start_hot_path
 from streamproc.runtime.offload import FlowProcess
-from streamproc.runtime.sanitizer import add_sanitizer
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("streamproc.worker")
 
@@ -61,21 +64,44 @@ def open_audit(settings: Settings, app_id: str) -> AuditLog | None:
     )
 
 
-def add_topologies(
-    app: faust.App,
+@dataclass
+class Prepared:
+    """A worker's topologies, compiled, with its hot path already running (no Faust yet)."""
+
+    app_id: str
+    topologies: list[Topology]
+    flows: list[SanitizeFlow]
+    metrics: WorkerMetrics
+    audit: AuditLog | None
+    engine: str
+    offload_processes: int
+    hot: StartedHotPath | None = None
+
+    def abandon(self) -> None:
+        """The worker did not get as far as Faust: stop the hot path (it commits what is
+        done and leaves its group) and give the signals back."""
+        if self.hot is not None:
+            self.hot.stop()
+            self.hot.signals.restore()
+
+
+def prepare_topologies(
     settings: Settings,
     paths: Sequence[str | Path],
+    app_id: str,
     *,
     metrics: WorkerMetrics | None = None,
     audit: AuditLog | None = None,
     offload_processes: int = 0,
     engine: str = "hotpath",
     instance: str | None = None,
-) -> WorkerMetrics:
-    """Load, validate and compile every topology, then add it to ``app``.
+) -> Prepared:
+    """Load, validate and compile every topology; start the sanitize hot path.
 
     ``engine``: ``hotpath`` (default) runs every sanitize topology on the worker's batch hot
-    path (:mod:`streamproc.runtime.hotpath`); ``agent`` on the earlier Faust agent.
+    path (:mod:`streamproc.runtime.hotpath`), started here, before Faust is imported (its
+    group join and first fetch overlap Faust's start); ``agent`` on the earlier Faust agent
+    (added by :func:`add_topologies`).
     """
     metrics = metrics or WorkerMetrics()
     topologies = [load_topology(p) for p in paths]
@@ -85,37 +111,60 @@ def add_topologies(
     if audit is not None:
         audit.append(
             AuditKind.WORKER_START,
-            worker=str(app.conf.id),
+            worker=app_id,
             host=socket.gethostname().split(".")[0],
             pid=os.getpid(),
             topologies=[t.name for t in topologies],
             topics=sorted({t.source.topic for t in topologies}),
         )
-    for topo in topologies:
-        if topo.kind == "detect":
-            add_detector(app, topo, settings, metrics, audit)
     sanitize = [t for t in topologies if t.kind != "detect"]
-    flows = _sanitize_flows(app, settings, sanitize, metrics, audit, engine, offload_processes)
+    flows = _sanitize_flows(app_id, settings, sanitize, audit, engine)
+    prepared = Prepared(app_id, topologies, flows, metrics, audit, engine, offload_processes)
     if flows and engine == "hotpath":
-        add_hot_path(
-            app, settings, flows, metrics, instance=instance, audit=audit, offload=offload_processes
-        )
+        prepared.hot = start_hot_path(
+            app_id, settings, flows, metrics, instance=instance, audit=audit,
+            offload=offload_processes,
+        )  # fmt: skip
+    return prepared
+
+
+def add_topologies(app: faust.App, settings: Settings, prepared: Prepared) -> WorkerMetrics:
+    """Add the prepared topologies to ``app``: detect agents, the ``agent`` engine's
+    sanitizers, the hot path's shutdown, the audit timer and the lineage events."""
+    metrics, audit = prepared.metrics, prepared.audit
+    for topo in prepared.topologies:
+        if topo.kind == "detect":
+            # Imported here: scikit-learn and scipy (seconds), for detect topologies only.
+            from streamproc.runtime.detector import add_detector
+
+            add_detector(app, topo, settings, metrics, audit)
+    if prepared.engine != "hotpath":
+        from streamproc.runtime.sanitizer import add_sanitizer  # Faust's agent engine only
+
+        n = prepared.offload_processes
+        for flow in prepared.flows:
+            topo = flow.topology
+            offload = FlowProcess(topo.path, settings, flow) if n else None
+            add_sanitizer(
+                app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
+            )
+    if prepared.hot is not None:
+        attach_hot_path(app, prepared.hot)
     if audit is not None:
         _add_audit_tasks(app, audit, metrics)
-    _add_lineage_task(app, [(f.topology, _lineage_event(settings, f.topology, f)) for f in flows])
+    events = [(f.topology, _lineage_event(settings, f.topology, f)) for f in prepared.flows]
+    _add_lineage_task(app, events)
     return metrics
 
 
 def _sanitize_flows(
-    app: faust.App,
+    app_id: str,
     settings: Settings,
     topologies: Sequence[Topology],
-    metrics: WorkerMetrics,
     audit: AuditLog | None,
     engine: str,
-    offload_processes: int,
 ) -> list[SanitizeFlow]:
-    """Compile each sanitize topology; on the ``agent`` engine, add its Faust agent too."""
+    """Compile each sanitize topology (and audit what was loaded)."""
     if not topologies:
         return []
     if settings.keyring is None:
@@ -131,13 +180,8 @@ def _sanitize_flows(
                 f"topology {topo.path}: per-subject DP budgets ({topo.source.schema}) need "
                 "the hot path engine, which keeps the ledger durable; drop --engine agent"
             )
-        if engine != "hotpath":
-            offload = FlowProcess(topo.path, settings, flow) if offload_processes else None
-            add_sanitizer(
-                app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
-            )
         if audit is not None:
-            _audit_loaded(audit, app.conf.id, topo, flow)
+            _audit_loaded(audit, app_id, topo, flow)
         log.info(
             "topology %s loaded: %s -> %s (policy %s)",
             topo.name,
@@ -151,6 +195,10 @@ def _sanitize_flows(
 
 def _lineage_event(settings: Settings, topo: Topology, flow: SanitizeFlow) -> str:
     """The OpenLineage START event of one sanitize flow, as JSON."""
+    # Imported here: the OpenLineage client is a large import, done while the hot path
+    # (started before it) joins its group.
+    from streamproc.lineage import run_event, to_json
+
     event = run_event(
         topology_name=topo.name,
         namespace=settings.broker,

@@ -24,3 +24,11 @@ def test_producer_is_idempotent_and_waits_for_all_replicas(tmp_path: Path) -> No
     # aiokafka keeps a producer-id/sequence manager only when idempotence is on.
     assert client._txn_manager is not None  # type: ignore[attr-defined]
     assert client._sender._acks == -1  # type: ignore[attr-defined]
+
+
+def test_the_worker_logs_under_faust_s_name(tmp_path: Path) -> None:
+    from streamproc.runtime.app import StreamprocWorker
+
+    app = create_app("label-test", Settings(data_dir=tmp_path))
+    worker = StreamprocWorker(app, loglevel="warning", quiet=True)
+    assert worker.shortlabel == "Worker"  # "[^Worker]: Ready" in the log

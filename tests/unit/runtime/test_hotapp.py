@@ -55,3 +55,28 @@ def test_exactly_once_needs_a_transactional_id() -> None:
 def test_default_instance_is_a_legal_id_part() -> None:
     inst = default_instance()
     assert inst and all(c.isalnum() or c in "._-" for c in inst)
+
+
+def test_early_signals_are_held_then_redelivered() -> None:
+    """A SIGTERM before Faust listens does not end the process; it reaches Faust's handler
+    once that is installed (and the default handlers come back on restore)."""
+    import os
+    import signal
+
+    from streamproc.runtime.hotapp import EarlySignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    held = EarlySignals()
+    try:
+        held.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert held.pending == [signal.SIGTERM]
+        got: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))  # "Faust's"
+        held.redeliver()
+        assert got == [signal.SIGTERM] and held.pending == []
+        held.install()
+        held.restore()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
