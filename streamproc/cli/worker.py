@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "own, when it may use 3 or more, else 0; the Faust agent engine: 1 with 2 or more). "
         "With 1 on the hot path the thread sanitizes every other partition itself",
     )
+    p.add_argument(
+        "--eos-commit",
+        choices=("interval", "caught-up"),
+        default="interval",
+        help="exactly_once hot path: commit each transaction at the commit interval's end "
+        "(default), or also as soon as the worker has caught up (stateless topologies; "
+        "lower latency only where commits take well under the interval, docs/delivery.md)",
+    )
     p.add_argument("--broker", help="bootstrap servers (default STREAMPROC_BROKER)")
     p.add_argument("--keyring", help="keyring file (default STREAMPROC_KEYRING)")
     p.add_argument(
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics,
         audit=audit,
         offload_processes=_offload(args.offload, args.engine),
+        commit_when_caught_up=args.eos_commit == "caught-up",
         engine=args.engine,
         instance=args.instance or os.environ.get("STREAMPROC_INSTANCE") or None,
     )

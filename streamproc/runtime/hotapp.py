@@ -78,6 +78,7 @@ def start_hot_path(
     instance: str | None = None,
     audit: Any | None = None,
     offload: int = 0,
+    commit_when_caught_up: bool = False,
 ) -> StartedHotPath:
     """One hot path for all sanitize ``flows`` of the worker, its thread started now.
 
@@ -98,6 +99,7 @@ def start_hot_path(
         transactional_id=f"{app_id}-{instance or default_instance()}"
         if guarantee == "exactly_once"
         else None,
+        commit_when_caught_up=commit_when_caught_up,
     )
     conf = settings.kafka_config()
     state_topics: dict[str, list[str]] = {}

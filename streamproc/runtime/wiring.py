@@ -95,6 +95,7 @@ def prepare_topologies(
     offload_processes: int = 0,
     engine: str = "hotpath",
     instance: str | None = None,
+    commit_when_caught_up: bool = False,
 ) -> Prepared:
     """Load, validate and compile every topology; start the sanitize hot path.
 
@@ -123,7 +124,7 @@ def prepare_topologies(
     if flows and engine == "hotpath":
         prepared.hot = start_hot_path(
             app_id, settings, flows, metrics, instance=instance, audit=audit,
-            offload=offload_processes,
+            offload=offload_processes, commit_when_caught_up=commit_when_caught_up,
         )  # fmt: skip
     return prepared
 

@@ -80,3 +80,48 @@ def test_early_signals_are_held_then_redelivered() -> None:
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize(
+    ("choice", "eager"), [(None, False), ("interval", False), ("caught-up", True)]
+)
+def test_eos_commit_flag_reaches_the_hot_path_spec(
+    monkeypatch: pytest.MonkeyPatch, choice: str | None, eager: bool
+) -> None:
+    """``worker --eos-commit`` is parsed and handed through to ``HotPathSpec``."""
+    from streamproc.cli.main import build_parser
+    from streamproc.runtime import hotapp
+
+    argv = ["worker", "--topology", "t.yaml", *(["--eos-commit", choice] if choice else [])]
+    args = build_parser(argv).parse_args(argv)
+    want = args.eos_commit == "caught-up"
+    assert want is eager
+
+    seen: list[HotPathSpec] = []
+
+    class Stop(Exception):
+        pass
+
+    def ensure_outputs(*_a: object, **_k: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(hotapp, "HotPathSpec", lambda **kw: seen.append(HotPathSpec(**kw)))
+    monkeypatch.setattr(hotapp, "ensure_outputs", ensure_outputs)
+
+    class Flow:
+        topology = replace(shipped("claims"), processing_guarantee="exactly_once")
+        anonymity = budget = None
+
+    class Settings:
+        def kafka_config(self) -> dict[str, str]:
+            return {}
+
+    with pytest.raises(Stop):
+        hotapp.start_hot_path(
+            "app",
+            Settings(),
+            [Flow()],
+            None,
+            commit_when_caught_up=want,  # type: ignore[list-item, arg-type]
+        )
+    assert [s.commit_when_caught_up for s in seen] == [eager]
