@@ -47,6 +47,15 @@ def _count(v: float) -> int:
     return max(round(math.expm1(v)), 0)
 
 
+def _about(v: float, one: str, many: str, when: str) -> str:
+    """ "about N <many> <when>" of a decayed log1p count; below one (but not zero) it says so,
+    instead of "about 0" beside a reason that ranked high."""
+    n = _count(v)
+    if n == 0 and v > 0:
+        return f"under 1 {one} {when} (older ones decayed)"
+    return f"about {n} {one if n == 1 else many} {when}"
+
+
 def _side(v: float) -> str:
     return "above" if v > 0 else "below"
 
@@ -87,7 +96,7 @@ FEATURES: tuple[Feature, ...] = (
         0.0,
         8.0,  # up to ~3000 events per half-life
         "log1p(decayed event count, short half-life)",
-        lambda v, ev: f"about {_count(v)} requests in the last ~10 minutes",
+        lambda v, ev: _about(v, "request", "requests", "in the last ~10 minutes"),
         "read",
     ),
     Feature(
@@ -103,7 +112,7 @@ FEATURES: tuple[Feature, ...] = (
         0.0,
         8.0,
         "log1p(decayed failure count, short half-life)",
-        lambda v, ev: f"about {_count(v)} failed accesses in the last ~10 minutes",
+        lambda v, ev: _about(v, "failed access", "failed accesses", "in the last ~10 minutes"),
         "credential",
     ),
     Feature(
@@ -111,7 +120,9 @@ FEATURES: tuple[Feature, ...] = (
         0.0,
         6.5,  # up to ~650 datasets
         "log1p(datasets touched in the window, decayed)",
-        lambda v, ev: f"about {_count(v)} distinct datasets touched within the last hour",
+        lambda v, ev: _about(
+            v, "distinct dataset", "distinct datasets", "touched within the last hour"
+        ),
         "read",
     ),
     Feature(

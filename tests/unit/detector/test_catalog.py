@@ -34,3 +34,16 @@ def test_signs_partition_the_read_and_credential_features() -> None:
     assert signs("credential") == {"fail_short"}
     assert {"rows_z", "dataset_rare", "domain_rare"} <= signs("read")
     assert not signs("read") & signs("credential")
+
+
+@pytest.mark.parametrize(
+    ("v", "want"),
+    [
+        (0.3, "under 1 failed access in the last ~10 minutes (older ones decayed)"),
+        (0.0, "about 0 failed accesses in the last ~10 minutes"),
+        (math.log1p(1), "about 1 failed access in the last ~10 minutes"),
+        (math.log1p(12), "about 12 failed accesses in the last ~10 minutes"),
+    ],
+)
+def test_a_decayed_count_below_one_is_not_about_zero(v: float, want: str) -> None:
+    assert FEATURES[FEATURE_INDEX["fail_short"]].text(v, EV) == want
