@@ -242,6 +242,15 @@ class Bench:
         derived.write_text(json.dumps(plan.derived_schema_json))
         return base, self.schema(kind), derived
 
+    def preload(self, kind: str, n: int, suffix: str = "") -> tuple[list[bytes], Path, Path, str]:
+        """A fresh source topic holding ``n`` records of ``kind``: the data and the topic."""
+        base, src_schema, derived = self.data(kind)
+        src = f"peer.{uuid.uuid4().hex[:8]}.{kind}{suffix}"
+        create_topics(src)
+        self.topics.append(src)
+        produce(src, [base[i % len(base)] for i in range(n)])
+        return base, src_schema, derived, src
+
     def topology(self, kind: str, src: str, dst: str, dlq: str, guarantee: str) -> Path:
         path = self.tmp / f"{src}.{guarantee}.yaml"
         path.write_text(
@@ -520,11 +529,7 @@ def print_table(rows: list[Row], records: int) -> None:
 def startup_table(bench: Bench, args: argparse.Namespace, only: list[str]) -> None:
     """Time to first output, ``args.startup`` rounds alternating the variants; medians."""
     for kind in args.kinds.split(","):
-        base, src_schema, derived = bench.data(kind)
-        src = f"peer.{uuid.uuid4().hex[:8]}.{kind}-start"
-        create_topics(src)
-        bench.topics.append(src)
-        produce(src, [base[i % len(base)] for i in range(args.startup_records)])
+        _base, src_schema, derived, src = bench.preload(kind, args.startup_records, "-start")
         variants = [
             v
             for v in bench.variants(kind, src_schema, derived)
@@ -576,11 +581,7 @@ def main() -> int:
     rows: list[Row] = []
     try:
         for kind in args.kinds.split(","):
-            base, src_schema, derived = bench.data(kind)
-            src = f"peer.{uuid.uuid4().hex[:8]}.{kind}"
-            create_topics(src)
-            bench.topics.append(src)
-            produce(src, [base[i % len(base)] for i in range(args.records)])
+            base, src_schema, derived, src = bench.preload(kind, args.records)
             print(f"== {kind}: {args.records} records preloaded ({len(base[0])} B first)")
             for v in bench.variants(kind, src_schema, derived):
                 if only and not any(v.label.startswith(o) for o in only):
