@@ -17,6 +17,7 @@ mean the same generalized set (intervals of different levels nest or are disjoin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 import re
@@ -265,6 +266,7 @@ def _time_cell(x: int, unit: str, per_day: int) -> tuple[int, int]:
     return ((first - _EPOCH_DATE).days * per_day, (nxt - _EPOCH_DATE).days * per_day)
 
 
+@functools.cache  # called per record and unit; the few declared units are parsed once
 def _year_count(unit: str) -> int:
     """How many years a unit of whole years spans (``year`` 1, ``decade`` 10, ``5y`` 5)."""
     return _NAMED_YEARS.get(unit) or int(unit[:-1])
