@@ -1,7 +1,7 @@
 """Anonymity benchmark: risk, guarantee, information loss and model utility at k = 5.
 
 Run: ``.venv/bin/python -m load.bench_anonymity [--k 5] [--windows 500,2000,5000] [--seed 7]
-[--datasets anes96,fair,diabetes,customers,customers-5y] [--code-ncp numbers|sets]``
+[--datasets anes96,fair,diabetes,customers,customers-5y,...] [--code-ncp numbers|sets]``
 
 Data (nothing downloaded at run time):
 
@@ -18,7 +18,9 @@ Data (nothing downloaded at run time):
 - ``customers`` (streamproc.testing.customers, 5,000 synthetic records): QIs birth_date,
   postcode, city, gender; no meaningful label (risk and loss only); DEVELOPMENT;
   ``customers-5y`` the same with a ``5y`` step in the birth_date ladder, and
-  ``customers-5y-digits`` with, in addition, ``"alphabet": "0123456789"`` on the postcode.
+  ``customers-5y-digits`` with, in addition, ``"alphabet": "0123456789"`` on the postcode;
+  ``customers-shipped`` the same records under the shipped policy's own ladders (read from the
+  packaged ``customer_profile.avsc``: month/year/5y/decade, prefix 4..1 over digits).
 
 Ladder rule: numbers get powers of two from the field's resolution (1 for integers, 0.5 for the
 half-step ``fair`` fields; otherwise the largest of 0.5, 0.1, 0.05, 0.01, ... that every
@@ -39,6 +41,13 @@ model on the QIs alone (how much of their own signal survives). One more row,
 what Mondrian's free-form ranges cost once the output must be unambiguous on the same ladders.
 And ``ladder bound``: the least NCP any output made of ladder cells could reach (a per-record
 relaxation, :func:`ladder_bound`), which tells the ladders' limit from the search's.
+
+Per stream window w, the same delay bound for the others: ``mondrian per window`` runs
+Mondrian on each run of w consecutive arrivals on its own (the stream's order); ``ladder bound
+per window`` makes each record's box hold k records of its own run (the limit of any method
+that anonymizes runs of w on ladder cells); ``ladder bound near`` k records that arrived less
+than w from it (the limit of any method whose groups are formed among w buffered records,
+short of the stream's reuse of combinations published earlier).
 """
 
 from __future__ import annotations
@@ -237,6 +246,23 @@ def load_customers(
     )
 
 
+def load_customers_shipped(n: int = 5000) -> Dataset:
+    """The customers under the shipped policy's own ladders (packaged customer_profile.avsc)."""
+    import json
+
+    from streamproc.examples import schema_path
+
+    schema = json.loads(schema_path("customer_profile.avsc").read_text())
+    names = ("birth_date", "postcode", "city", "gender")
+    by_name = {f["name"]: f for f in schema["fields"]}
+    lads = tuple(_lad(by_name[c]["privacy"], by_name[c]["type"], c) for c in names)
+    qi = [(r["birth_date"], r["postcode"], r["city"], r["gender"]) for r, _ in customer_records(n)]
+    return Dataset(
+        "customers-shipped", "dev, synthetic", names, lads, qi, np.zeros((n, 0)), None,
+        frozenset({"postcode"}),
+    )  # fmt: skip
+
+
 # --- the evaluator -------------------------------------------------------------------------
 
 
@@ -324,11 +350,27 @@ def run_batch(ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator) -
     return [[ev.ours(j, c) for j, c in enumerate(cells)] for cells in res.cells]
 
 
+def arrival_order(n: int, seed: int) -> list[int]:
+    """The order the stream sees the records in (1 per ms), shared by the windowed rows."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def chunks(order: Sequence[int], window: int, k: int) -> list[list[int]]:
+    """Consecutive runs of ``window`` records in arrival order; a last run shorter than k
+    joins the one before (alone it could only be suppressed)."""
+    runs = [list(order[i : i + window]) for i in range(0, len(order), window)]
+    if len(runs) > 1 and len(runs[-1]) < k:
+        tail = runs.pop()
+        runs[-1] += tail
+    return runs
+
+
 def run_stream(
     ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator, window: int, seed: int
 ) -> list[list[Gen]]:
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
+    order = arrival_order(len(rows), seed)
     st = StreamAnonymizer(ds.ladders, k=k, max_delay_ms=window)
     out: dict[int, list[Gen]] = {}
     for t, i in enumerate(order):
@@ -341,6 +383,24 @@ def run_stream(
 
 
 def run_mondrian(
+    ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator
+) -> list[list[Gen]]:
+    return _mondrian_gens(ds, rows, k, ev)
+
+
+def run_mondrian_windowed(
+    ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator, window: int, seed: int
+) -> list[list[Gen]]:
+    """Mondrian run on each run of ``window`` consecutive arrivals on its own: what a batch
+    method can publish when it may only hold as many records as the stream buffers."""
+    gens: list[list[Gen]] = [[] for _ in rows]
+    for run in chunks(arrival_order(len(rows), seed), window, k):
+        for i, g in zip(run, _mondrian_gens(ds, [rows[i] for i in run], k, ev), strict=True):
+            gens[i] = g
+    return gens
+
+
+def _mondrian_gens(
     ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator
 ) -> list[list[Gen]]:
     import pandas as pd  # bench-only, via anonypy
@@ -400,7 +460,15 @@ def snap_to_ladder(
     return out
 
 
-def ladder_bound(ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator) -> float:
+def ladder_bound(
+    ds: Dataset,
+    rows: list[tuple[Any, ...]],
+    k: int,
+    ev: Evaluator,
+    *,
+    runs: np.ndarray | None = None,
+    near: tuple[np.ndarray, int] | None = None,
+) -> float:
     """A lower bound on the NCP of *any* k-anonymous output made of ladder cells.
 
     In such an output a record is published at one cell per QI (a box), together with >= k-1
@@ -409,6 +477,12 @@ def ladder_bound(ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator
     the partition; the bound is the mean of that minimum (a relaxation: the boxes of different
     records need not agree, so no search reaches it in general). Boxes are tried finest first
     and a box skipped when it cannot lower any record's minimum.
+
+    Windowed: with ``runs`` (a run id per record) the box must hold k records of the record's
+    own run, the bound of any method that anonymizes each run on its own; with ``near`` =
+    (arrival positions, w) k records that arrived less than w from it, the bound of a method
+    whose groups are formed from w buffered records (a group's members were all buffered at
+    once), unless it adds records to combinations published earlier (the stream's reuse).
     """
     q, n = len(ds.ladders), len(rows)
     codes: list[list[np.ndarray]] = []
@@ -422,7 +496,7 @@ def ladder_bound(ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator
             per_cost.append(np.array([ev.ncp(j, ev.ours(j, c)) for c in cells]) / q)
         codes.append(per_code)
         costs.append(per_cost)
-    best = np.full(n, np.inf)
+    best = np.ones(n)  # suppression is always possible (each QI costs 1 / q at its top)
     grid = itertools.product(*(range(lad.top + 1) for lad in ds.ladders))
     for levels in sorted(grid, key=sum):
         cost = sum((costs[j][lv] for j, lv in enumerate(levels)), np.zeros(n))
@@ -431,9 +505,26 @@ def ladder_bound(ds: Dataset, rows: list[tuple[Any, ...]], k: int, ev: Evaluator
         key = np.zeros(n, np.int64)
         for j, lv in enumerate(levels):
             key = key * (int(codes[j][lv].max()) + 1) + codes[j][lv]
-        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-        best = np.where(counts[inverse] >= k, np.minimum(best, cost), best)
+        best = np.where(_box_counts(key, runs, near) >= k, np.minimum(best, cost), best)
     return float(best.mean())
+
+
+def _box_counts(
+    key: np.ndarray, runs: np.ndarray | None, near: tuple[np.ndarray, int] | None
+) -> np.ndarray:
+    """Per record, how many records share its box (within its run, or arrived near it)."""
+    inverse = np.unique(key, return_inverse=True)[1].reshape(-1)
+    if runs is not None:
+        inverse = np.unique(inverse * (int(runs.max()) + 1) + runs, return_inverse=True)[1]
+        inverse = inverse.reshape(-1)
+    if near is None:
+        return np.bincount(inverse)[inverse]
+    pos, w = near
+    span = len(pos) + 2 * w  # keeps each box's positions apart from the next box's
+    flat = inverse.astype(np.int64) * span + pos + w
+    ordered = np.sort(flat)
+    hi = np.searchsorted(ordered, flat + (w - 1), side="right")
+    return hi - np.searchsorted(ordered, flat - (w - 1), side="left")
 
 
 def k_min(gens: list[list[Gen]]) -> tuple[int, float]:
@@ -530,6 +621,13 @@ def evaluate(
         (f"stream w={w}", lambda w=w: run_stream(ds, rows, k, ev, w, seed))  # type: ignore[misc]
         for w in windows
     ]
+    methods += [
+        (
+            f"mondrian per window w={w}",
+            lambda w=w: run_mondrian_windowed(ds, rows, k, ev, w, seed),  # type: ignore[misc]
+        )
+        for w in windows
+    ]
     base_ncp = None
     raw_util = None
     test_gens = None
@@ -570,16 +668,27 @@ def evaluate(
             row["acc_ratio"], row["auc_ratio"] = acc / raw_util[0], auc / raw_util[1]
             row["qi_auc"], row["qi_auc_ratio"] = qauc, qauc / raw_util[2]
         out.append(row)
-    t0 = time.perf_counter()
-    bound = ladder_bound(ds, rows, k, ev)
-    out.insert(3, {
-        "dataset": f"{ds.name} ({ds.role})",
-        "records": len(rows),
-        "method": "ladder bound",
-        "ncp": bound,
-        "vs_mondrian": bound / base_ncp if base_ncp else None,
-        "seconds": time.perf_counter() - t0,
-    })  # fmt: skip
+    order = arrival_order(len(rows), seed)
+    pos = np.empty(len(rows), np.int64)
+    pos[order] = np.arange(len(rows))
+    bounds: list[tuple[str, dict[str, Any]]] = [("ladder bound", {})]
+    for w in windows:
+        run_id = np.empty(len(rows), np.int64)
+        for r, run in enumerate(chunks(order, w, k)):
+            run_id[run] = r
+        bounds.append((f"ladder bound per window w={w}", {"runs": run_id}))
+        bounds.append((f"ladder bound near w={w}", {"near": (pos, w)}))
+    for at, (name, how) in enumerate(bounds):
+        t0 = time.perf_counter()
+        bound = ladder_bound(ds, rows, k, ev, **how)
+        out.insert(3 if at == 0 else len(out), {
+            "dataset": f"{ds.name} ({ds.role})",
+            "records": len(rows),
+            "method": name,
+            "ncp": bound,
+            "vs_mondrian": bound / base_ncp if base_ncp else None,
+            "seconds": time.perf_counter() - t0,
+        })  # fmt: skip
     return out
 
 
@@ -615,6 +724,7 @@ LOADERS: dict[str, Callable[[], Dataset]] = {
     "customers": load_customers,
     "customers-5y": lambda: load_customers(dates=CUSTOMER_DATES_5Y),
     "customers-5y-digits": lambda: load_customers(dates=CUSTOMER_DATES_5Y, digits=True),
+    "customers-shipped": load_customers_shipped,
 }
 
 
@@ -641,7 +751,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     windows = [int(w) for w in args.windows.split(",") if w]
     rows: list[dict[str, Any]] = []
     for name in (d for d in args.datasets.split(",") if d):
-        if name.startswith("customers"):
+        if name == "customers-shipped":
+            ds = load_customers_shipped(args.customers)
+        elif name.startswith("customers"):
             dates = CUSTOMER_DATES_5Y if name.startswith("customers-5y") else CUSTOMER_DATES
             ds = load_customers(args.customers, dates, name.endswith("-digits"))
         else:

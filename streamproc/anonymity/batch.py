@@ -158,22 +158,28 @@ def _priority(t: _Table, p: _Part, j: int, s: _Split) -> tuple[float, float]:
 
 
 MAX_SEARCH_WORK = 4_000_000
-"""Record visits (records x QIs over every box tried) the optimal search may spend before the
-batch falls back to the greedy one; it keeps the cost of a file near linear in its size."""
+"""Record visits (records x QIs over every box tried) the optimal search may spend exploring;
+past it the search finishes the splits it has started, costing each new box by its greedy
+refinement, and past twice it the batch falls back to the greedy result. It keeps the cost of
+a file near linear in its size."""
 SEARCH_WORK_PER_RECORD = 100
 """The search visited 130-250 record-QIs per record-QI of the file on the development data: a
 file with more than MAX_SEARCH_WORK / 100 record-QIs is not searched at all (it would pass the
 bound, at a cost of seconds, and fall back anyway)."""
 
 
+GREEDY_PAST_BOUND = -2
+"""A box met after the search passed its bound: costed and planned by the greedy search."""
+
+
 class _TooBig(Exception):
-    """The optimal search passed MAX_SEARCH_WORK."""
+    """The optimal search passed twice MAX_SEARCH_WORK (greedy boxes included)."""
 
 
 @dataclass
 class _Choice:
     cost: float
-    qi: int  # -1: release the box at its cells (or at ``closed``, finer ones)
+    qi: int  # -1: release the box at its cells (or at ``closed``, finer ones); -2: greedy
     folded: frozenset[Cell] = frozenset()  # valid children released with the remainder
     closed: tuple[int, ...] | None = None
 
@@ -244,8 +250,14 @@ class _Optimal:
         if hit is not None:
             return hit.cost
         self.work += len(idx) * self.q
-        if self.work > self.max_work:
+        if self.work > 2 * self.max_work:
             raise _TooBig
+        if self.work > self.max_work and levels != self.tops:
+            # Past the bound the search finishes the splits it has started but explores no
+            # further: a new box is costed by its greedy refinement (and planned by it).
+            cost = self.refined(idx, levels, None)
+            self.memo[key] = _Choice(cost, GREEDY_PAST_BOUND)
+            return cost
         if levels != self.tops and len(idx) < 2 * self.t.k:
             closed = self.closure(idx, levels)
             choice = _Choice(float(self.loss(idx, closed).sum()), -1, closed=closed)
@@ -298,11 +310,12 @@ class _Optimal:
             rest_idx = np.concatenate([rest_idx, g])
         return _Choice(total + self.refined(rest_idx, levels, j), j, frozenset(folded))
 
-    def refined(self, idx: np.ndarray, levels: tuple[int, ...], j: int) -> float:
-        """The loss of a remainder once the greedy search has refined it (as :meth:`plan`'s
-        caller does), so that a split is costed by what it will release."""
+    def refined(self, idx: np.ndarray, levels: tuple[int, ...], j: int | None) -> float:
+        """The loss of a remainder (frozen on QI j) once the greedy search has refined it (as
+        :meth:`plan`'s caller does), so that a split is costed by what it will release."""
         out: dict[int, tuple[int, ...]] = {}
-        _greedy(self.t, [_Part(sorted(idx.tolist()), levels, frozenset({j}))], out, 0, self.tops)
+        frozen = frozenset() if j is None else frozenset({j})
+        _greedy(self.t, [_Part(sorted(idx.tolist()), levels, frozen)], out, 0, self.tops)
         ncp = self.t.ncp
         return sum(ncp[jj][lv[jj]][i] for i, lv in out.items() for jj in range(self.q))
 
@@ -316,6 +329,11 @@ class _Optimal:
         while stack:
             box, lvs = stack.pop()
             choice = self.memo[self.key(box, lvs)]
+            if choice.qi == GREEDY_PAST_BOUND:
+                for i in box.tolist():
+                    level_of[i] = lvs
+                out.append(_Part(sorted(box.tolist()), lvs))
+                continue
             if choice.qi < 0:
                 for i in box.tolist():
                     level_of[i] = choice.closed or lvs

@@ -13,7 +13,9 @@ ladders on birth_date, postcode, city and gender (issue 13 section 2): their der
 became nullable {lo, hi} / strings, the fingerprint changed; the other schemas did not change.
 Re-recorded for customer_profile.avsc when birth_date's ladder gained 5-year bands
 (``["month", "year", "5y", "decade"]``): that field's doc note and transform, the fingerprint
-and the doc stamp changed; its derived type did not.
+and the doc stamp changed; its derived type did not. Re-recorded when postcode's prefix ladder
+declared ``"alphabet": "0123456789"`` (its loss measured over the code space): that field's doc
+note and transform, the fingerprint and the doc stamp changed; its derived type did not.
 """
 
 from __future__ import annotations
