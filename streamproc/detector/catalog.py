@@ -31,7 +31,9 @@ class Feature:
 
     ``signed``: both tails are unusual (a far smaller volume than usual, too); otherwise only
     high values are strange and low ones are as normal as the median. ``lo``/``hi``: the range
-    the feature can meaningfully take (the training background spans it).
+    the feature can meaningfully take (the training background spans it). ``novelty``: one of
+    the context rarities whose sum is the joint novelty of an event (tail.py): a read new on
+    several axes at once (dataset, namespace, address, hour).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Feature:
     text: Callable[[float, AccessEvent], str]
     sign: Sign = "context"
     signed: bool = False
+    novelty: bool = False
 
 
 def _count(v: float) -> int:
@@ -148,6 +151,7 @@ FEATURES: tuple[Feature, ...] = (
         "surprisal of the dataset for this principal (first seen = highest)",
         lambda v, ev: f"dataset {ev.dataset} is new or rare for this principal",
         "read",
+        novelty=True,
     ),
     Feature(
         "ip_rare",
@@ -155,6 +159,7 @@ FEATURES: tuple[Feature, ...] = (
         12.0,
         "surprisal of the source IP",
         lambda v, ev: f"source IP {ev.source_ip} is new or rare for this principal",
+        novelty=True,
     ),
     Feature(
         "action_rare",
@@ -176,6 +181,7 @@ FEATURES: tuple[Feature, ...] = (
         12.0,
         "surprisal of hour-of-day x weekday/weekend",
         _time_text,
+        novelty=True,
     ),
     Feature(
         "volume_cusum",
@@ -217,6 +223,7 @@ FEATURES: tuple[Feature, ...] = (
             f"{ev.dataset} is new or rare for this principal"
         ),
         "read",
+        novelty=True,
     ),
 )
 

@@ -34,10 +34,14 @@ from streamproc.detector.features import (
 )
 from streamproc.detector.forest import CompiledForest
 from streamproc.detector.state import copy_state, decode_states, encode_states
-from streamproc.detector.tail import TailReference
+from streamproc.detector.tail import JOINT_GAIN, TailReference
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/5"
+MODEL_FORMAT = "streamproc.detector/6"
+#: Older formats this version still loads and scores as they were written: format 5 has the
+#: same features, state and thresholds, and a tail reference without the joint novelty
+#: (tail.py), so its scores are unchanged.
+COMPATIBLE_FORMATS: frozenset[str] = frozenset({MODEL_FORMAT, "streamproc.detector/5"})
 #: Formats this version recognises but cannot use (other feature vector, or, format 4,
 #: thresholds per history count instead of per evidence bucket); retrain.
 OLD_FORMATS: frozenset[str] = frozenset(
@@ -72,6 +76,9 @@ class ForestParams:
     #: weight of the tail score (tail.py) added to the forest's: how much one unit of
     #: (q999 - median) beyond the normal 99.9th percentile of a feature adds to the score
     tail_weight: float = 0.05
+    #: weight of the joint-novelty excess in the tail score (tail.py, format 6), against
+    #: one feature's excess; 0 leaves it out (format 5 scores)
+    joint_gain: float = JOINT_GAIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +225,7 @@ def _model_version(X_fit: np.ndarray, p: ForestParams, fc: FeatureConfig) -> str
                 p.random_state,
                 p.background,
                 p.background_reach,
+                p.joint_gain,
                 fc.to_dict(),
                 FEATURE_NAMES,
             ]
@@ -526,7 +534,7 @@ class Detector:
         ev_fold = _principal_folds(who, len(names), folds, len(mature), p, target_fpr, rng)
         X_fit = batch.X[mature]
         forest = _fit(X_fit, p)
-        tail = TailReference.of(X_fit)
+        tail = TailReference.of(X_fit, joint_gain=p.joint_gain)
         oof = p.tail_weight * tail.score(X_fit)
         for k in range(folds):
             held = ev_fold == k
@@ -682,7 +690,7 @@ class Detector:
                 f"other features or thresholds; retrain it (streamproc detector train) to get "
                 f"{MODEL_FORMAT}"
             )
-        if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        if not isinstance(obj, dict) or obj.get("format") not in COMPATIBLE_FORMATS:
             raise ModelLoadError(f"model file {p} is not a {MODEL_FORMAT} model")
         if list(obj.get("feature_names", [])) != list(FEATURE_NAMES):
             raise ModelLoadError(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/5 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/6 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -361,3 +362,27 @@ def test_a_sparse_band_with_a_few_hundred_events_is_calibrated_on_its_own(
             q = float(np.quantile(scores[bucket == i], 1.0 - aim * det.target_fpr))
             assert got[name] == pytest.approx(q)
     assert sparse >= 1  # the trace has such a bucket, so the rule above was exercised
+
+
+def test_a_format_5_model_still_loads_and_scores_without_the_joint_novelty(
+    tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    # format 5 wrote the same fields with a tail reference lacking "joint"
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
+    tail = json.loads(obj["tail"])
+    assert "joint" in tail
+    del tail["joint"]
+    obj["tail"] = json.dumps(tail)
+    obj["format"] = "streamproc.detector/5"
+    old = tmp_path / "old5.skops"
+    sio.dump(obj, old)
+    loaded = Detector.load(old)
+    assert loaded.tail is not None and loaded.tail.joint is None
+    X = featurize(loaded.extractor(), baseline_events[:500]).X
+    assert small_detector.tail is not None
+    want = loaded._compiled.score(X) + loaded.tail_weight * replace(
+        small_detector.tail, joint=None
+    ).score(X)
+    np.testing.assert_allclose(loaded.score(X), want, atol=1e-12)
