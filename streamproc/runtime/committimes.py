@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The parts of one commit, in call order; a summary lists them in this order.
-PARTS = ("send_offsets", "flush", "commit_txn", "total")
+# The parts of one commit, in call order, then the sanitize + produce of one fetched batch
+# (``batch``, the hot path's other stall); a summary lists them in this order.
+PARTS = ("send_offsets", "flush", "commit_txn", "total", "batch")
 # Samples kept per part: a 20 ms interval makes ~50 commits/s, so a few minutes of them.
 MAX_SAMPLES = 20_000
 

@@ -393,7 +393,11 @@ class HotPath:
         try:
             msgs = self.consumer.consume(self.spec.batch, self._poll_s())
             if msgs:
+                t0 = time.monotonic()
                 self._handle(msgs)
+                if self.eos:
+                    # What a batch costs next to the commit (docs/delivery.md).
+                    self.commit_times.add("batch", time.monotonic() - t0)
             else:
                 self._drain_helpers()
             self._release_due()
