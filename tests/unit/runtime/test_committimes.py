@@ -15,7 +15,9 @@ def test_summary_lists_known_parts_in_call_order() -> None:
     for part in ("batch", "total", "commit_txn", "zz_extra", "flush", "send_offsets"):
         t.add(part, 0.001)
     line = t.summary()
-    pos = [line.index(p) for p in ("send_offsets", "flush", "commit_txn", "total", "batch", "zz_extra")]
+    pos = [
+        line.index(p) for p in ("send_offsets", "flush", "commit_txn", "total", "batch", "zz_extra")
+    ]
     assert pos == sorted(pos)
 
 
