@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from confluent_kafka import Consumer, ConsumerGroupState, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamproc.avro.schema import read_schema_json
 from streamproc.keys import Keyring
 from streamproc.policy import compile_plan
+from streamproc.runtime.committimes import CommitTimes
 from streamproc.testing.claims import claim_record
 from streamproc.testing.customers import customer_records, policy_without_k, single_object
 
@@ -160,6 +162,78 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def confluent_loop_eos(src: str, dst: str, group: str, interval_s: float = 0.02) -> int:
+    """The exactly-once ceiling: the same consume -> produce loop in Kafka transactions.
+
+    The topic layout and the commit interval of ``streamproc eos`` (20 ms), offsets sent with
+    the consumer's group metadata (KIP-447), read_committed source; no transform. Each
+    commit's parts are timed; the summary goes to stdout (the run's log) at SIGTERM.
+    """
+    c = Consumer(
+        {
+            "bootstrap.servers": BROKER,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    p = Producer(
+        {
+            "bootstrap.servers": BROKER,
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            "acks": "all",
+            "transactional.id": f"{group}-loop",
+            "transaction.timeout.ms": 10_000,
+        }
+    )
+    times = CommitTimes()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    c.subscribe([src])
+    p.init_transactions(30)
+    offsets: dict[tuple[str, int], int] = {}
+    opened = time.monotonic()
+    in_txn = False
+    while not stopping.is_set():
+        for m in c.consume(2000, 0.005):
+            if m.error():
+                continue
+            if not in_txn:
+                p.begin_transaction()
+                in_txn, opened = True, time.monotonic()
+            p.produce(dst, m.value(), m.key(), m.partition(), timestamp=m.timestamp()[1])
+            offsets[(m.topic(), m.partition())] = m.offset() + 1
+        p.poll(0)
+        if in_txn and time.monotonic() - opened >= interval_s:
+            tps = [TopicPartition(t, q, o) for (t, q), o in offsets.items()]
+            t0 = time.monotonic()
+            p.send_offsets_to_transaction(tps, c.consumer_group_metadata(), 10)
+            t1 = time.monotonic()
+            p.flush(10)
+            t2 = time.monotonic()
+            p.commit_transaction(10)
+            t3 = time.monotonic()
+            for part, d in (("send_offsets", t1 - t0), ("flush", t2 - t1),
+                            ("commit_txn", t3 - t2), ("total", t3 - t0)):  # fmt: skip
+                times.add(part, d)
+            offsets.clear()
+            in_txn = False
+    if in_txn:
+        p.abort_transaction(10)
+    print(f"confluent loop eos {times.summary()}", flush=True)
+    c.close()
+    return 0
+
+
+def commit_parts(log: Path) -> str:
+    """The last commit-parts summary a variant's log holds (eos variants), or ''."""
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if "commit parts" in ln]
+    return lines[-1][lines[-1].index("commit parts") :] if lines else ""
 
 
 def confluent_loop(src: str, dst: str, group: str) -> int:
@@ -274,9 +348,10 @@ class Bench:
 
     def variants(self, kind: str, src_schema: Path, derived: Path) -> list[Variant]:
         py = sys.executable
-        qpy = str(quix_python())
 
         def quix(src: str, dst: str, dlq: str, group: str, tmp: Path) -> list[str]:
+            # The venv is made on first use only: an --only run without quix needs none.
+            qpy = str(quix_python())
             return [
                 qpy, str(ROOT / "load" / "peer_quix_app.py"), "--kind", kind, "--source", src,
                 "--sink", dst, "--group", group, "--source-schema", str(src_schema),
@@ -285,6 +360,9 @@ class Bench:
 
         def loop(src: str, dst: str, dlq: str, group: str, tmp: Path) -> list[str]:
             return [py, "-m", "load.bench_peer", "--loop", src, dst, group]
+
+        def loop_eos(src: str, dst: str, dlq: str, group: str, tmp: Path) -> list[str]:
+            return [py, "-m", "load.bench_peer", "--loop-eos", src, dst, group]
 
         def faust_agent(src: str, dst: str, dlq: str, group: str, tmp: Path) -> list[str]:
             topo = self.topology(kind, src, dst, dlq, "at_least_once")
@@ -304,6 +382,7 @@ class Bench:
         return [
             Variant("quix app", quix),
             Variant("confluent loop", loop),
+            Variant("confluent loop eos", loop_eos),
             Variant("faust agent", faust_agent),
             # The worker's sanitize hot path joins "<app id>-sanitize".
             Variant("streamproc alo", worker("at_least_once"), hot_path_group),
@@ -437,6 +516,12 @@ class Bench:
         return got / (last - first) if last > first else float("nan")
 
     def latency(self, v: Variant, base: list[bytes]) -> tuple[float, float]:
+        p50, p99, _parts = self.latency_parts(v, base)
+        return p50, p99
+
+    def latency_parts(self, v: Variant, base: list[bytes]) -> tuple[float, float, str]:
+        """p50/p99 ms at the paced rate and the variant's commit-parts summary (eos; the
+        worker logs it at info: ``--worker-args='--loglevel info'``)."""
         run = uuid.uuid4().hex[:8]
         src, dst, dlq, group = (f"peer.{run}.lin", f"peer.{run}.lout", f"peer.{run}.ldlq",
                                 f"peer-lat-{run}")  # fmt: skip
@@ -446,9 +531,10 @@ class Bench:
         try:
             # The warm-up records make the group form for variants that subscribe lazily.
             wait_group(v.joins(group), proc, log)
-            return paced_latency(src, dst, base, self.args.rate, self.args.seconds)
+            p50, p99 = paced_latency(src, dst, base, self.args.rate, self.args.seconds)
         finally:
             stop(proc)
+        return p50, p99, commit_parts(log)
 
 
 def paced_latency(
@@ -551,6 +637,37 @@ def startup_table(bench: Bench, args: argparse.Namespace, only: list[str]) -> No
                   f"x quix {med / quix:5.2f}")  # fmt: skip
 
 
+def latency_ab(bench: Bench, args: argparse.Namespace, only: list[str]) -> None:
+    """Only the paced latency, ``args.latency_ab`` rounds alternating the variants (the order
+    reversed every other round), each with the load average and, for the exactly-once
+    variants, the commit's parts; medians of p50/p99 per variant."""
+    for kind in args.kinds.split(","):
+        base, src_schema, derived = bench.data(kind)
+        variants = [
+            v
+            for v in bench.variants(kind, src_schema, derived)
+            if not only or any(v.label.startswith(o) for o in only)
+        ]
+        got: dict[str, list[tuple[float, float]]] = {v.label: [] for v in variants}
+        for r in range(args.latency_ab):
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                p50, p99, parts = bench.latency_parts(v, base)
+                got[v.label].append((p50, p99))
+                load = os.getloadavg()
+                print(f"  {kind} round {r + 1}: {v.label:<18} p50 {p50:6.1f} p99 {p99:6.1f} ms  "
+                      f"load {load[0]:.1f}/{load[1]:.1f}  {parts}", flush=True)  # fmt: skip
+        print(f"\nlatency at {args.rate}/s, {kind}: {args.latency_ab} rounds "
+              f"(median of the rounds' p50 / p99)")  # fmt: skip
+        for label, xs in got.items():
+            ok = [x for x in xs if x[0] == x[0]]  # NaN: the variant did not keep up
+            if ok:
+                p50 = statistics.median(x[0] for x in ok)
+                p99 = statistics.median(x[1] for x in ok)
+                print(f"{label:<18} p50 {p50:6.1f} p99 {p99:6.1f} ms  ({len(ok)}/{len(xs)} runs)")
+            else:
+                print(f"{label:<18} no run kept up")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=300_000)
@@ -566,12 +683,24 @@ def main() -> int:
     ap.add_argument("--pin", action="store_true", help="scale-out: worker i on CPU i only")
     ap.add_argument("--startup", type=int, default=0, help="only time to first output, N rounds")
     ap.add_argument("--startup-records", type=int, default=2000)
+    ap.add_argument(
+        "--latency-ab", type=int, default=0, help="only the paced latency, N alternating rounds"
+    )
     ap.add_argument("--loop", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
+    ap.add_argument("--loop-eos", nargs=3, metavar=("SRC", "DST", "GROUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loop:
         return confluent_loop(*args.loop)
+    if args.loop_eos:
+        return confluent_loop_eos(*args.loop_eos)
     bench = Bench(args)
     only = [o.strip() for o in args.only.split(",") if o.strip()]
+    if args.latency_ab:
+        try:
+            latency_ab(bench, args, only)
+        finally:
+            delete_topics(bench.topics)
+        return 0
     if args.startup:
         try:
             startup_table(bench, args, only)

@@ -54,6 +54,7 @@ from streamproc.errors import OffloadError, StreamprocError
 from streamproc.metrics import WorkerMetrics, compliance_inputs
 from streamproc.pipeline import Outcome, Sanitized, SanitizeFlow
 from streamproc.runtime.budgeted import BudgetState
+from streamproc.runtime.committimes import CommitTimes
 from streamproc.runtime.grouped import Grouping
 from streamproc.runtime.offload import FlowProcess, Item, _recv_exactly, decode_reply
 from streamproc.runtime.offload import encode_request as _encode
@@ -241,6 +242,7 @@ class HotPath:
         self._lag_at = 0.0
         self.commits = 0
         self.aborts = 0
+        self.commit_times = CommitTimes()
         self.consumer: Any = None
         self.producer: Any = None
         self._call_since: float | None = None  # a transactional call in progress since
@@ -384,12 +386,18 @@ class HotPath:
                 for helper in route.helpers:
                     helper.close()
         log.info("hot path stopped: %d commits, %d aborts", self.commits, self.aborts)
+        if self.eos:
+            log.info("hot path %s", self.commit_times.summary())
 
     def _step(self) -> None:
         try:
             msgs = self.consumer.consume(self.spec.batch, self._poll_s())
             if msgs:
+                t0 = time.monotonic()
                 self._handle(msgs)
+                if self.eos:
+                    # What a batch costs next to the commit (docs/delivery.md).
+                    self.commit_times.add("batch", time.monotonic() - t0)
             else:
                 self._drain_helpers()
             self._release_due()
@@ -782,12 +790,22 @@ class HotPath:
                 for topic, sp, key, value in state:
                     self._produce_state(topic, sp, key, value)
                 meta = self.consumer.consumer_group_metadata()
-                self._call_since = time.monotonic()
+                self._call_since = t0 = time.monotonic()
                 try:
                     self.producer.send_offsets_to_transaction(offsets, meta, TXN_CALL_S)
+                    # commit_transaction flushes first anyway; flushing here only splits
+                    # the commit's time into its parts (docs/delivery.md).
+                    t1 = time.monotonic()
+                    self.producer.flush(TXN_CALL_S)
+                    t2 = time.monotonic()
                 finally:
                     self._call_since = None
                 self._end_txn(commit=True)
+                t3 = time.monotonic()
+                self.commit_times.add("send_offsets", t1 - t0)
+                self.commit_times.add("flush", t2 - t1)
+                self.commit_times.add("commit_txn", t3 - t2)
+                self.commit_times.add("total", t3 - started)
             except KafkaException as exc:
                 # Whatever went wrong (the broker away, a stale generation, a timeout),
                 # nothing of the interval is visible: abort and do it again.
