@@ -98,6 +98,14 @@ class HotPathSpec:
     commit_when_caught_up: bool = False
     max_queued: int = 200_000
     transaction_timeout_ms: int = 10_000
+    # exactly_once: the transactional producer's retry.backoff.ms. A transaction's
+    # AddOffsetsToTxn that reaches the coordinator while the previous transaction is still
+    # completing gets CONCURRENT_TRANSACTIONS and is retried after retry.backoff.ms
+    # (librdkafka's default 100 ms; its AddPartitionsToTxn retry is fixed at 20 ms): with
+    # 20 ms transactions that put ~100 ms into the tail of every such commit
+    # (docs/delivery.md, "What a commit costs"). Produce retries back off exponentially
+    # from this value up to retry.backoff.max.ms, so a failing broker is not hammered.
+    txn_retry_backoff_ms: int = 5
     session_timeout_ms: int = 10_000
     # New producers allowed per minute before the worker gives up (fatal errors in a loop).
     max_producer_resets: int = 5
@@ -290,6 +298,7 @@ class HotPath:
         if self.eos:
             conf["transactional.id"] = self.spec.transactional_id
             conf["transaction.timeout.ms"] = self.spec.transaction_timeout_ms
+            conf["retry.backoff.ms"] = self.spec.txn_retry_backoff_ms
         else:
             conf["delivery.report.only.error"] = True
             conf["on_delivery"] = self._on_delivery_error

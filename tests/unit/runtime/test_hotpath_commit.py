@@ -56,3 +56,34 @@ def test_commits_come_no_sooner_than_the_last_one_took() -> None:
 
 def test_off_by_default() -> None:
     assert not hot("exactly_once")._commit_due(0)
+
+
+class RecordingProducer:
+    """Stands in for confluent_kafka.Producer: keeps the configuration it was made with."""
+
+    made: list[dict[str, object]] = []
+
+    def __init__(self, conf: dict[str, object]) -> None:
+        RecordingProducer.made.append(conf)
+
+    def init_transactions(self, timeout: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_transactional_producer_retries_concurrent_transactions_quickly(
+    guarantee: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AddOffsetsToTxn racing the previous transaction's completion is retried after
+    # retry.backoff.ms: librdkafka's 100 ms default put ~100 ms into the eos latency tail.
+    import streamproc.runtime.hotpath as hotpath
+
+    RecordingProducer.made.clear()
+    monkeypatch.setattr(hotpath, "Producer", RecordingProducer)
+    hot(guarantee)._new_producer()
+    hot(guarantee, txn_retry_backoff_ms=7)._new_producer()
+    first, second = RecordingProducer.made
+    if guarantee == "exactly_once":
+        assert (first["retry.backoff.ms"], second["retry.backoff.ms"]) == (5, 7)
+    else:
+        assert "retry.backoff.ms" not in first and "retry.backoff.ms" not in second
