@@ -695,15 +695,10 @@ def main() -> int:
         return confluent_loop_eos(*args.loop_eos)
     bench = Bench(args)
     only = [o.strip() for o in args.only.split(",") if o.strip()]
-    if args.latency_ab:
+    mode = latency_ab if args.latency_ab else startup_table if args.startup else None
+    if mode is not None:  # a single-purpose run instead of the peer table
         try:
-            latency_ab(bench, args, only)
-        finally:
-            delete_topics(bench.topics)
-        return 0
-    if args.startup:
-        try:
-            startup_table(bench, args, only)
+            mode(bench, args, only)
         finally:
             delete_topics(bench.topics)
         return 0
