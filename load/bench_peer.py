@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
@@ -164,6 +165,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+def forward(p: Producer, dst: str, m: Any) -> None:
+    """Produce ``m``'s bytes to the same partition of ``dst``, waiting while the queue is full
+    (both ceiling loops: a preloaded source outruns the producer's queue)."""
+    while True:
+        try:
+            p.produce(dst, m.value(), m.key(), m.partition(), timestamp=m.timestamp()[1])
+            return
+        except BufferError:
+            p.poll(0.01)
+
+
 def confluent_loop_eos(src: str, dst: str, group: str, interval_s: float = 0.02) -> int:
     """The exactly-once ceiling: the same consume -> produce loop in Kafka transactions.
 
@@ -206,7 +218,7 @@ def confluent_loop_eos(src: str, dst: str, group: str, interval_s: float = 0.02)
             if not in_txn:
                 p.begin_transaction()
                 in_txn, opened = True, time.monotonic()
-            p.produce(dst, m.value(), m.key(), m.partition(), timestamp=m.timestamp()[1])
+            forward(p, dst, m)
             offsets[(m.topic(), m.partition())] = m.offset() + 1
         p.poll(0)
         if in_txn and time.monotonic() - opened >= interval_s:
@@ -252,12 +264,7 @@ def confluent_loop(src: str, dst: str, group: str) -> int:
         for m in c.consume(2000, 0.005):
             if m.error():
                 continue
-            while True:
-                try:
-                    p.produce(dst, m.value(), m.key(), m.partition(), timestamp=m.timestamp()[1])
-                    break
-                except BufferError:
-                    p.poll(0.01)
+            forward(p, dst, m)
         p.poll(0)
 
 
