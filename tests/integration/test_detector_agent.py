@@ -24,6 +24,11 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from fastavro import schemaless_reader
 
+from streamproc.audit import AuditKind
+from streamproc.audit.encoding import Entry, parse_record
+from streamproc.audit.signing import TrustedKeys, write_keypair
+from streamproc.audit.sinks import read_file
+from streamproc.audit.verify import verify_records
 from streamproc.cli.main import main
 from streamproc.config.topology import load_topology
 from streamproc.detector import Detector, parse_event
@@ -304,3 +309,69 @@ def test_restart_mid_trace_keeps_per_principal_state(
     name = f"access-{r_source[-6:]}"
     states = _changelog_states(kafka_bootstrap, r_app, name)
     assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+
+
+def test_a_model_change_is_recorded_in_the_audit_trail(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # Which model judged which stretch of the log: every start writes the model version it
+    # loaded into the signed trail, so a redeployment with a retrained model shows as a new
+    # version between the two runs' entries.
+    retrained = tmp_path / "retrained.skops"
+    rc = main(
+        [
+            "detector",
+            "train",
+            "--events",
+            str(scenario.dir / "baseline.jsonl"),
+            "--model",
+            str(retrained),
+            "--holdout",
+            "0.5",
+            "--target-fpr",
+            "0.003",
+            "--previous",
+            str(scenario.model),
+            "--seed",
+            "7",
+        ]
+    )
+    assert rc == 0
+    versions = [str(Detector.load(m).model_version) for m in (scenario.model, retrained)]
+    assert versions[0] != versions[1]
+
+    write_keypair(tmp_path / "audit.pem", tmp_path / "audit.pub")
+    env = {
+        "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
+        "STREAMPROC_AUDIT_FILE": str(tmp_path / "audit.log"),
+    }
+    source = make_topic("access.events", PARTITIONS)
+    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
+    app_id = f"det-model-{source}"
+    cut = night_of(scenario.normal, 4, 12.0)
+    parts = (
+        [e for e in scenario.normal if e["ts"] < cut],
+        [e for e in scenario.normal if e["ts"] >= cut],
+    )
+    for i, (model, events) in enumerate(zip((scenario.model, retrained), parts, strict=True)):
+        doc = yaml.safe_load(write_topology(tmp_path, scenario, source, sink, dlq).read_text())
+        doc["detector"]["model"] = str(model)
+        topo = tmp_path / f"access-model-{i}.yaml"
+        topo.write_text(yaml.safe_dump(doc))
+        args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
+        w = worker_factory(*args, name=f"model-{i}", env=env)
+        produce_events(kafka_bootstrap, source, events)
+        wait_consumed(kafka_bootstrap, app_id, source)
+        assert w.stop() == 0
+
+    records = list(read_file(tmp_path / "audit.log"))
+    loads = [
+        e.fields
+        for _pos, raw in records
+        if isinstance(e := parse_record(raw), Entry) and e.kind == AuditKind.MODEL_LOAD.value
+    ]
+    assert [f["model_version"] for f in loads] == versions
+    assert all(f["topology"] == f"access-{source[-6:]}" for f in loads)
+    assert loads[1]["states"] == len(Detector.load(retrained).states) > 0
+    report = verify_records(records, TrustedKeys.from_files([tmp_path / "audit.pub"]))
+    assert report.exit_code(allow_unsigned_tail=True) == 0, report.render()
