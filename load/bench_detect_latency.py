@@ -208,7 +208,7 @@ def main() -> int:
                 break
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited; see {work / 'worker.log'}")
-            time.sleep(0.05)
+            time.sleep(0.25)  # a scrape costs the worker's loop time
         if not last:
             raise SystemExit(f"history not scored in time; see {work / 'worker.log'}")
         rate = (len(history) - n_first) / max(last - first, 1e-9)

@@ -38,7 +38,7 @@ from streamproc.runtime.batching import (
 
 log = logging.getLogger("streamproc.runtime.detector")
 
-BATCH = 256
+BATCH = 1024
 WITHIN = 0.05
 ENFORCED_BY = "streamproc-detector"
 
