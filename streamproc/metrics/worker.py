@@ -44,6 +44,16 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # The hot path's commits, part by part (streamproc.runtime.committimes): under
+        # exactly_once a record is visible only after its transaction's commit.
+        self.commit = Histogram(
+            "streamproc_commit_seconds",
+            "time of one part of a hot-path commit (send_offsets, flush, commit_txn, "
+            "commit_offsets, total) or of one fetched batch's processing (batch)",
+            ["part"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "streamproc_consumer_lag",
             "records behind the source end",

@@ -250,7 +250,7 @@ class HotPath:
         self._lag_at = 0.0
         self.commits = 0
         self.aborts = 0
-        self.commit_times = CommitTimes()
+        self.commit_times = CommitTimes(histogram=metrics.commit)
         self.consumer: Any = None
         self.producer: Any = None
         self._call_since: float | None = None  # a transactional call in progress since
@@ -395,8 +395,7 @@ class HotPath:
                 for helper in route.helpers:
                     helper.close()
         log.info("hot path stopped: %d commits, %d aborts", self.commits, self.aborts)
-        if self.eos:
-            log.info("hot path %s", self.commit_times.summary())
+        log.info("hot path %s", self.commit_times.summary())
 
     def _step(self) -> None:
         try:
@@ -404,9 +403,8 @@ class HotPath:
             if msgs:
                 t0 = time.monotonic()
                 self._handle(msgs)
-                if self.eos:
-                    # What a batch costs next to the commit (docs/delivery.md).
-                    self.commit_times.add("batch", time.monotonic() - t0)
+                # What a batch costs next to the commit (docs/delivery.md).
+                self.commit_times.add("batch", time.monotonic() - t0)
             else:
                 self._drain_helpers()
             self._release_due()
@@ -823,13 +821,19 @@ class HotPath:
             self._in_txn = False
             self._last_commit_s = time.monotonic() - started
         else:
+            t0 = time.monotonic()
             if self.producer.flush(30) > 0 or self._delivery_failed:
                 self._delivery_failed = False
                 log.warning("not every record was delivered: rewinding to the committed offsets")
                 raise _Rewind()
+            t1 = time.monotonic()
             self._audit_dead()
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
+                t2 = time.monotonic()
+                self.commit_times.add("flush", t1 - t0)
+                self.commit_times.add("commit_offsets", t2 - t1)
+                self.commit_times.add("total", t2 - t0)
             except KafkaException as exc:
                 # Outputs are durable; the offsets are re-committed by the next owner's run
                 # (at-least-once: a rebalance re-delivers the tail).

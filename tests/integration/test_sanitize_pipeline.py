@@ -178,6 +178,9 @@ def test_end_to_end_50k_with_canaries_and_bad_input(
     assert samples[("streamproc_records_in_total", topo_label)] == n_good + n_bad
     assert samples[("streamproc_records_out_total", topo_label)] == n_good
     assert samples[("streamproc_processing_seconds_count", topo_label)] == n_good + n_bad
+    # The hot path's commits and batches, timed part by part (either guarantee).
+    for part in ("total", "flush", "batch"):
+        assert samples[("streamproc_commit_seconds_count", (("part", part),))] >= 1, part
     got_dead = {
         dict(lb)["reason"]: v
         for (n, lb), v in samples.items()

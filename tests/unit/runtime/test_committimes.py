@@ -73,3 +73,46 @@ def test_an_exactly_once_commit_times_each_part() -> None:
     assert s["commit_txn"][0] >= 0.009
     assert s["total"][0] >= 0.018
     assert not h._offsets and h.commits == 1
+
+
+def _observed(m: WorkerMetrics, part: str) -> tuple[float, float]:
+    """(count, sum) of ``streamproc_commit_seconds{part}``."""
+    count = m.registry.get_sample_value("streamproc_commit_seconds_count", {"part": part})
+    total = m.registry.get_sample_value("streamproc_commit_seconds_sum", {"part": part})
+    return count or 0.0, total or 0.0
+
+
+def test_every_part_reaches_the_histogram() -> None:
+    m = WorkerMetrics()
+    spec = HotPathSpec(group="g", guarantee="exactly_once", transactional_id="t-1")
+    h = HotPath(spec, {}, {}, m)
+    h.producer, h.consumer = SlowProducer(), Meta()
+    for commit in range(2):
+        h._offsets[("src", 0)] = 10 + commit
+        h._commit()
+    for part, at_least in (("send_offsets", 0.003), ("flush", 0.006), ("commit_txn", 0.009)):
+        count, total = _observed(m, part)
+        assert count == 2 and total >= 2 * at_least
+    assert _observed(m, "total")[0] == 2
+
+
+class AloConsumer:
+    def __init__(self) -> None:
+        self.committed: list[Any] = []
+
+    def commit(self, offsets: Any, asynchronous: bool) -> None:
+        time.sleep(0.004)
+        self.committed.append(offsets)
+
+
+def test_an_at_least_once_commit_times_its_flush_and_offset_commit() -> None:
+    m = WorkerMetrics()
+    h = HotPath(HotPathSpec(group="g", guarantee="at_least_once"), {}, {}, m)
+    h.producer, h.consumer = SlowProducer(), AloConsumer()
+    h._offsets[("src", 0)] = 10
+    h._commit()
+    assert h.producer.calls == ["flush"] and len(h.consumer.committed) == 1
+    assert _observed(m, "flush")[1] >= 0.006
+    assert _observed(m, "commit_offsets")[1] >= 0.004
+    assert _observed(m, "total")[1] >= 0.010
+    assert _observed(m, "send_offsets")[0] == 0
