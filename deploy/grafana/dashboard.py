@@ -89,6 +89,24 @@ PANELS: tuple[PanelSpec, ...] = (
         ),
     ),
     PanelSpec(
+        "Throughput and lag",
+        "Commit parts p99",
+        "Each part of a hot-path commit (send_offsets, flush, commit_txn under exactly_once; "
+        "flush, commit_offsets under at_least_once; total) and one fetched batch's processing "
+        "(batch), 99th percentile, per worker: a slow commit part points at the broker, a "
+        "slow batch at the worker's CPU.",
+        "s",
+        (
+            q(
+                "histogram_quantile(0.99, sum by (instance, part, le) "
+                f"(rate(streamproc_commit_seconds_bucket[{RATE}])))",
+                "{{instance}} {{part}}",
+                "instance",
+                "part",
+            ),
+        ),
+    ),
+    PanelSpec(
         "Dead letters",
         "Dead letters by reason",
         "Records sent to the dead-letter topic per second, by reason.",
