@@ -24,7 +24,14 @@ from streamproc.detector.catalog import signs
 from streamproc.detector.events import AccessEvent
 from streamproc.detector.explain import Reason, explain
 from streamproc.detector.features import PrincipalState
-from streamproc.detector.model import BUCKETS, Detector, FeatureReference, bucket_of
+from streamproc.detector.model import (
+    BUCKETS,
+    STEP_NAMES,
+    Detector,
+    FeatureReference,
+    bucket_of,
+    new_step,
+)
 from streamproc.errors import DetectorError
 
 # Histogram of a principal's own scores: bins of width 0.01 over [0.3, 0.8), the ends open.
@@ -132,12 +139,22 @@ class Decider:
         self.evidence_thresholds = tuple(sorted(evidence_thresholds))
         by_bucket = dict(self.evidence_thresholds)
         self._by_bucket = tuple(by_bucket.get(b, self.threshold) for b in BUCKETS)
+        # format 7: the new bucket's thresholds per history step (model.NEW_STEPS)
+        self._steps = (
+            tuple(by_bucket[n] for n in STEP_NAMES)
+            if all(n in by_bucket for n in STEP_NAMES)
+            else ()
+        )
 
     def threshold_for(self, history: int, age_ms: int) -> float:
         """The threshold for an event after ``history`` events of its principal, ``age_ms``
         after its first: the one calibrated for its evidence bucket (new, or its activity
-        band; model.BUCKETS), else the main one."""
-        return self._by_bucket[bucket_of(history, age_ms)]
+        band; model.BUCKETS) and, in the new bucket, for its step of history where the model
+        has them (model.NEW_STEPS), else the main one."""
+        b = bucket_of(history, age_ms)
+        if b == 0 and self._steps:
+            return self._steps[new_step(history)]
+        return self._by_bucket[b]
 
     @classmethod
     def from_detector(cls, detector: Detector, **kwargs: Any) -> Decider:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,11 +38,13 @@ from streamproc.detector.state import copy_state, decode_states, encode_states
 from streamproc.detector.tail import JOINT_GAIN, TailReference
 from streamproc.errors import DetectorError, ModelLoadError
 
-MODEL_FORMAT = "streamproc.detector/6"
+MODEL_FORMAT = "streamproc.detector/7"
 #: Older formats this version still loads and scores as they were written: format 5 has the
 #: same features, state and thresholds, and a tail reference without the joint novelty
-#: (tail.py), so its scores are unchanged.
-COMPATIBLE_FORMATS: frozenset[str] = frozenset({MODEL_FORMAT, "streamproc.detector/5"})
+#: (tail.py), so its scores are unchanged; format 6 has no thresholds per history step of
+#: the new bucket (:data:`NEW_STEPS`), so its flags are unchanged (recalibrating it adds none).
+FORMAT_6 = "streamproc.detector/6"
+COMPATIBLE_FORMATS: frozenset[str] = frozenset({MODEL_FORMAT, FORMAT_6, "streamproc.detector/5"})
 #: Formats this version recognises but cannot use (other feature vector, or, format 4,
 #: thresholds per history count instead of per evidence bucket); retrain.
 OLD_FORMATS: frozenset[str] = frozenset(
@@ -299,6 +302,15 @@ NEW_HISTORY = 10
 #: upper bounds of the activity bands, in events a day
 RATE_BANDS: tuple[float, float] = (2.0, 10.0)
 BUCKETS: tuple[str, ...] = ("new", "<=2", "2-10", ">10")
+#: Format 7: the new bucket's thresholds per step of history, the steps starting at these
+#: counts of events. A principal's rarities can reach far higher on its first events (an
+#: unseen key's pseudo-count shrinks with the square of its evidence share, baselines.py):
+#: on a population other than the training one its normal first event scores about 0.9,
+#: its tenth about 0.45, and one quantile over the whole bucket judged the tenth by the first.
+NEW_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5)
+STEP_NAMES: tuple[str, ...] = tuple(f"new@{h}" for h in NEW_STEPS)
+#: events a step needs for its own median; one with fewer takes the bucket's
+MIN_STEP_EVENTS = 5
 
 
 def bucket_of(history: int, age_ms: int) -> int:
@@ -316,6 +328,28 @@ def evidence_bucket(history: np.ndarray, age_ms: np.ndarray) -> np.ndarray:
     rate = h / np.maximum(np.asarray(age_ms, dtype=np.float64) / DAY_MS, 1.0)
     band = np.where(rate <= RATE_BANDS[0], 1, np.where(rate <= RATE_BANDS[1], 2, 3))
     return np.asarray(np.where(h < NEW_HISTORY, 0, band), dtype=np.intp)
+
+
+def new_step(history: int) -> int:
+    """Index into :data:`NEW_STEPS` of an event of the new bucket after ``history`` events."""
+    return bisect_right(NEW_STEPS, history) - 1
+
+
+def _stepped(scores: np.ndarray, history: np.ndarray, q: float) -> list[tuple[str, float]]:
+    """Thresholds per history step of the new bucket from its events' ``scores``: each step's
+    median score plus the ``q`` quantile, over the bucket, of the scores' distance from their
+    step's median. The bucket's flag rate stays its ``1 - q``, spread over the steps by how
+    far each one's scores scatter rather than by how high its rarities can reach."""
+    step = np.searchsorted(NEW_STEPS, history, side="right") - 1
+    pooled = float(np.median(scores))
+    med = np.array(
+        [
+            float(np.median(scores[step == i])) if (step == i).sum() >= MIN_STEP_EVENTS else pooled
+            for i in range(len(NEW_STEPS))
+        ]
+    )
+    off = float(np.quantile(scores - med[step], q))
+    return [(name, float(m + off)) for name, m in zip(STEP_NAMES, med, strict=True)]
 
 
 def _thinned(
@@ -368,6 +402,11 @@ def _evidence_thresholds(
         sel = bucket == b
         if sel.sum() >= need:
             out.append((name, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
+            if b == 0:
+                steps = _stepped(scores[sel], batch.history[sel], 1.0 - target_fpr)
+                out += [(n, max(threshold, t)) for n, t in steps]
+    if STEP_NAMES[0] not in dict(out):  # too few new events: the steps keep the main one
+        out += [(n, threshold) for n in STEP_NAMES]
     return tuple(out)
 
 
@@ -446,7 +485,7 @@ class Detector:
         #: and sparse principals, calibrated on thinned copies of the training principals or
         #: on a deployment's history (:meth:`recalibrated`); the main threshold elsewhere
         for b, _ in evidence_thresholds:
-            if b not in BUCKETS:
+            if b not in BUCKETS and b not in STEP_NAMES:
                 raise DetectorError(f"unknown evidence bucket {b!r}")
         self.evidence_thresholds = tuple((str(b), float(t)) for b, t in evidence_thresholds)
         self._compiled = CompiledForest(forest)
@@ -623,6 +662,12 @@ class Detector:
             t = trained.get(name, self.threshold) + main - self.threshold
             own = sel.sum() >= need_bucket
             evidence.append((name, float(np.quantile(scores[sel], q)) if own else t))
+            # steps only where the model has them (a format-6 model flags as it did)
+            if b == 0 and STEP_NAMES[0] in trained:
+                if own:
+                    evidence += _stepped(scores[sel], batch.history[keep][sel], q)
+                else:
+                    evidence += [(n, trained[n] + main - self.threshold) for n in STEP_NAMES]
         out.threshold = main
         out.evidence_thresholds = tuple(evidence)
         out.states = states

@@ -19,10 +19,13 @@ from streamproc.detector.features import (
 )
 from streamproc.detector.model import (
     BUCKETS,
+    NEW_STEPS,
+    STEP_NAMES,
     Detector,
     ForestParams,
     _background_box,
     _calibrate,
+    _stepped,
     bucket_of,
     evidence_bucket,
 )
@@ -104,7 +107,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 def test_other_formats_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "other.skops"
     sio.dump({"format": "something-else", "feature_names": list(FEATURE_NAMES)}, p)
-    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/6 model"):
+    with pytest.raises(ModelLoadError, match=r"not a streamproc\.detector/7 model"):
         Detector.load(p)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Detector.load(tmp_path / "absent.skops")
@@ -282,7 +285,8 @@ def test_evidence_thresholds_are_calibrated_and_persisted(
 ) -> None:
     ev = small_detector.evidence_thresholds
     assert ev and all(t >= small_detector.threshold for _, t in ev)
-    assert {b for b, _ in ev} <= set(BUCKETS)
+    assert {b for b, _ in ev} <= set(BUCKETS) | set(STEP_NAMES)
+    assert set(STEP_NAMES) <= {b for b, _ in ev}  # format 7: the new bucket by history step
     p = tmp_path / "m.skops"
     small_detector.save(p)
     assert Detector.load(p).evidence_thresholds == ev
@@ -386,3 +390,60 @@ def test_a_format_5_model_still_loads_and_scores_without_the_joint_novelty(
         small_detector.tail, joint=None
     ).score(X)
     np.testing.assert_allclose(loaded.score(X), want, atol=1e-12)
+
+
+def test_the_new_bucket_is_judged_per_history_step(small_detector: Detector) -> None:
+    steps = dict(small_detector.evidence_thresholds)
+    d = Decider.from_detector(small_detector)
+    day = 86_400_000
+    for h in range(10):
+        i = max(k for k, start in enumerate(NEW_STEPS) if start <= h)
+        assert d.threshold_for(h, day) == steps[STEP_NAMES[i]]
+    assert d.threshold_for(10, 30 * day) == steps.get("<=2", small_detector.threshold)
+
+
+def test_stepped_thresholds_follow_each_steps_median() -> None:
+    rng = np.random.default_rng(0)
+    history = rng.integers(0, 10, size=4000)
+    # first events score far higher, as on a population the baselines do not know
+    scores = 0.45 + 0.4 * (history == 0) + 0.02 * rng.standard_normal(4000)
+    got = dict(_stepped(scores, history, 0.99))
+    assert got["new@0"] > 0.85 > 0.5 > got["new@5"]
+    # each step flags about 1 % of its own events, not the first events' share of the bucket
+    for i, name in enumerate(STEP_NAMES):
+        hi = NEW_STEPS[i + 1] if i + 1 < len(NEW_STEPS) else 10
+        sel = (history >= NEW_STEPS[i]) & (history < hi)
+        assert np.mean(scores[sel] >= got[name]) < 0.03
+
+
+def test_recalibrated_steps_come_from_the_history(
+    small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    cal = small_detector.without_states().recalibrated(baseline_events)
+    got = dict(cal.evidence_thresholds)
+    assert set(STEP_NAMES) <= set(got)
+
+
+def test_a_format_6_model_still_loads_and_flags_without_history_steps(
+    tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
+) -> None:
+    # format 6 wrote the same fields without the new bucket's step thresholds
+    p = tmp_path / "m.skops"
+    small_detector.save(p)
+    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
+    ev = [list(x) for x in json.loads(obj["evidence_thresholds"]) if x[0] not in STEP_NAMES]
+    obj["evidence_thresholds"] = json.dumps(ev)
+    obj["format"] = "streamproc.detector/6"
+    old = tmp_path / "old6.skops"
+    sio.dump(obj, old)
+    loaded = Detector.load(old)
+    assert {b for b, _ in loaded.evidence_thresholds} <= set(BUCKETS)
+    X = featurize(loaded.extractor(), baseline_events[:500]).X
+    np.testing.assert_allclose(loaded.score(X), small_detector.score(X), atol=1e-12)
+    d = Decider.from_detector(loaded)
+    by = dict(loaded.evidence_thresholds)
+    day = 86_400_000
+    assert all(d.threshold_for(h, day) == by.get("new", loaded.threshold) for h in range(10))
+    # recalibrating it adds no steps either: it keeps flagging as a format-6 model
+    cal = loaded.without_states().recalibrated(baseline_events)
+    assert not {b for b, _ in cal.evidence_thresholds} & set(STEP_NAMES)
