@@ -11,8 +11,9 @@ flag rate per band against the target, ROC-AUC, and scoring throughput.
 Seeds: training uses seed 1000 (access) / 2000 (office); tuning looked at seeds 100-103 of
 both generators and, since format 5 reported them, 1-3 and 41-43; the held-out seeds of the
 hour-phase change were 71-73, those of format 6 (joint novelty) 91-93, those of format 7
-(new bucket by history step) 111-113; all of them are tuning data since (docs/detector.md,
-"Evaluation"). Pick new held-out seeds for the next change.
+(new bucket by history step) 111-113, and 131-133 a second held-out set of format 7 (run
+once, with and without ``--declared``); all of them are tuning data since
+(docs/detector.md, "Evaluation"). Pick new held-out seeds for the next change.
 ``--recalibrate`` first calibrates the model on each trace's own history
 (``Detector.recalibrated``, ``detector calibrate``). A principal of the training trace is
 never carried into an evaluated one (names and dates repeat across seeds).
@@ -46,7 +47,30 @@ BANDS: tuple[str, ...] = ("<=2", "2-10", ">10")
 ACCESS = TraceConfig(n_principals=80, days=17, history_days=14, incidents_per_kind=4)
 OFFICE = OfficeConfig(n_people=150, n_services=8, days=24, history_days=21, incidents_per_kind=4)
 TRAIN_SEED = {"access": 1000, "office": 2000}
-TUNING_SEEDS = (1, 2, 3, 41, 42, 43, 71, 72, 73, 91, 92, 93, 100, 101, 102, 103, 111, 112, 113)
+TUNING_SEEDS = (
+    1,
+    2,
+    3,
+    41,
+    42,
+    43,
+    71,
+    72,
+    73,
+    91,
+    92,
+    93,
+    100,
+    101,
+    102,
+    103,
+    111,
+    112,
+    113,
+    131,
+    132,
+    133,
+)
 
 
 def band_of(rate: float) -> str:
@@ -81,12 +105,25 @@ def _split(name: str, rows: list[dict[str, Any]], cut: int, days: float) -> Trac
     return Trace(name, hist, [r for r in rows if r["ts"] >= cut], float(days))
 
 
-def train(kind: str, seed: int | None = None, **kw: Any) -> Detector:
-    """A model on the clean history of one trace of generator ``kind``."""
+def roles(tr: Trace) -> dict[str, str]:
+    """The trace's role directory (principal -> role), as an organisation's identity system
+    would declare it: both generators spell the role into the principal's name
+    (``analyst-005-0003``; ``u0012.analyst.berlin``)."""
+    names = {e.principal for e in tr.history} | {r["principal"] for r in tr.rows}
+    if tr.name.startswith("office"):
+        return {p: p.split(".")[1] for p in names}
+    return {p: p.rsplit("-", 2)[0] for p in names}
+
+
+def train(kind: str, seed: int | None = None, declared: bool = False, **kw: Any) -> Detector:
+    """A model on the clean history of one trace of generator ``kind`` (``declared``: with
+    that trace's roles as declared groups, ``--groups``)."""
     s = TRAIN_SEED[kind] if seed is None else seed
     tr = access_trace(s, replace(ACCESS, incidents_per_kind=0))
     if kind == "office":
         tr = office_trace(s, replace(OFFICE, incidents_per_kind=0))
+    if declared:
+        kw["groups"] = roles(tr)
     return Detector.train(tr.history, **kw)
 
 
@@ -109,13 +146,18 @@ class Result:
     missed: list[str] = field(default_factory=list)
 
 
-def evaluate(det: Detector, tr: Trace, recalibrate: bool = False) -> Result:
+def evaluate(det: Detector, tr: Trace, recalibrate: bool = False, declared: bool = False) -> Result:
     """Fold the history into state (with ``recalibrate``, also calibrate the thresholds on
-    it: ``Detector.recalibrated``), score the rest, count per kind and band."""
+    it: ``Detector.recalibrated``), score the rest, count per kind and band. ``declared``:
+    the trace's own role directory is declared first (``detector calibrate --groups``)."""
     # The evaluated trace is another organisation: a principal of the same name in the
     # training trace (names repeat across seeds, dates too) is not this one, so nothing of
-    # the model's per-principal state is carried over.
+    # the model's per-principal state (nor its declared groups) is carried over.
     det = det.without_states()
+    if declared:
+        assert det.baselines is not None
+        det.baselines = replace(det.baselines, declared={})
+        det = det.with_declared(roles(tr))
     if recalibrate:
         det = det.recalibrated(tr.history)
         scorer = Scorer(det)
@@ -217,13 +259,19 @@ def main(argv: list[str] | None = None) -> int:
         help="calibrate on each trace's own history first (detector calibrate)",
     )
     ap.add_argument(
+        "--declared",
+        action="store_true",
+        help="declare roles as peer groups: the training trace's at training (--groups), "
+        "each evaluated trace's own before calibrating (detector calibrate --groups)",
+    )
+    ap.add_argument(
         "--generators", nargs="+", choices=("access", "office"), default=["access", "office"]
     )
     a = ap.parse_args(argv)
     if set(a.seeds) & {*TUNING_SEEDS, *TRAIN_SEED.values()}:
         print("note: evaluating on a tuning or training seed", file=sys.stderr)
     t0 = time.monotonic()
-    det = train(a.train, target_fpr=a.target_fpr)
+    det = train(a.train, declared=a.declared, target_fpr=a.target_fpr)
     print(
         f"trained on {a.train} seed {TRAIN_SEED[a.train]} in {time.monotonic() - t0:.0f} s, "
         f"threshold {det.threshold:.4f}",
@@ -231,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for gen in a.generators:
         make = access_trace if gen == "access" else office_trace
-        results = [evaluate(det, make(s), a.recalibrate) for s in a.seeds]
+        results = [evaluate(det, make(s), a.recalibrate, a.declared) for s in a.seeds]
         seeds = " ".join(map(str, a.seeds))
         how = ", recalibrated on each trace's history" if a.recalibrate else ""
+        how += ", roles declared" if a.declared else ""
         title = f"trained on {a.train}{how}, evaluated on {gen} seeds {seeds}"
         print("\n".join(_table(results, title)))
         print()

@@ -132,6 +132,13 @@ def _register_calibrate(ds: argparse._SubParsersAction) -> None:
         help="flag rate to aim at per band, as a share of the target (default %(default)s)",
     )
     c.add_argument("--burn-in-days", type=float, default=3.0)
+    c.add_argument(
+        "--groups",
+        type=Path,
+        default=None,
+        help="JSON or YAML mapping principal -> peer group (role) of the deployment's "
+        "principals, applied before calibrating; others keep a learned group",
+    )
     c.set_defaults(func=_calibrate)
 
 
@@ -208,7 +215,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    det = Detector.load(args.model).recalibrated(
+    det = Detector.load(args.model)
+    if args.groups is not None:
+        det = det.with_declared(_read_groups(args.groups))
+    det = det.recalibrated(
         read_events(args.events), aim=args.aim, burn_in_ms=int(args.burn_in_days * DAY_MS)
     )
     det.save(args.out)

@@ -15,7 +15,7 @@ import copy
 import hashlib
 import json
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -617,6 +617,23 @@ class Detector:
         """A copy that carries no per-principal state (for a population training never saw)."""
         out = copy.copy(self)
         out.states = {}
+        return out
+
+    def with_declared(self, groups: Mapping[str, str]) -> Detector:
+        """A copy whose baselines also declare ``groups`` (principal -> peer group, e.g. the
+        deployment's role directory): a principal training never saw is then judged against
+        its role's baseline instead of a learned namespace group. A group training did not
+        know falls back to the population's. A principal already declared in another group
+        is an error (its own baseline would change meaning)."""
+        if self.baselines is None:
+            raise DetectorError("this model has no baselines to declare groups in")
+        declared = dict(self.baselines.declared)
+        for principal, group in groups.items():
+            if declared.get(principal, group) != group:
+                raise DetectorError(f"principal {principal} is declared in two groups")
+            declared[principal] = group
+        out = copy.copy(self)
+        out.baselines = replace(self.baselines, declared=declared)
         return out
 
     def recalibrated(

@@ -205,3 +205,23 @@ def test_calibrate_writes_a_model_that_continues_after_the_history(
     assert a == b
     bad = ["--out", str(cal), "--aim", "1.5"]
     assert main([*args, *bad]) != 0
+
+
+def test_calibrate_declares_the_deployments_roles(files: dict[str, Path]) -> None:
+    from streamproc.detector.model import Detector
+
+    lines = files["labelled"].read_text().splitlines()
+    hist = files["dir"] / "g-hist.jsonl"
+    hist.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    newcomer = "u9999.analyst.lisbon"
+    groups = files["dir"] / "roles.yaml"
+    groups.write_text(f"{newcomer}: analyst\n")
+    cal = files["dir"] / "roles.skops"
+    args = ["detector", "calibrate", "--model", str(files["model"]), "--events", str(hist)]
+    assert main([*args, "--out", str(cal), "--groups", str(groups)]) == 0
+    bl = Detector.load(cal).baselines
+    before = Detector.load(files["model"]).baselines
+    assert bl is not None and before is not None
+    assert bl.declared == {**before.declared, newcomer: "analyst"}
+    groups.write_text("- not a mapping\n")
+    assert main([*args, "--out", str(cal), "--groups", str(groups)]) == 1

@@ -447,3 +447,20 @@ def test_a_format_6_model_still_loads_and_flags_without_history_steps(
     # recalibrating it adds no steps either: it keeps flagging as a format-6 model
     cal = loaded.without_states().recalibrated(baseline_events)
     assert not {b for b, _ in cal.evidence_thresholds} & set(STEP_NAMES)
+
+
+def test_declared_groups_judge_a_newcomer_by_its_role(small_detector: Detector) -> None:
+    from streamproc.detector.baselines import POPULATION
+
+    bl = small_detector.baselines
+    assert bl is not None
+    group = next(g for g in bl.groups if g != POPULATION)
+    with_role = small_detector.with_declared({"newcomer-1": group})
+    assert with_role.baselines is not None
+    assert with_role.baselines.group_of("newcomer-1", {}, "x") == group
+    assert bl.group_of("newcomer-1", {}, "x") == "ns:x"  # the original is unchanged
+    # a principal already declared elsewhere is refused, a repeat of the same is not
+    again = with_role.with_declared({"newcomer-1": group})
+    assert again.baselines is not None and again.baselines.declared["newcomer-1"] == group
+    with pytest.raises(DetectorError, match="two groups"):
+        with_role.with_declared({"newcomer-1": group + "-other"})
