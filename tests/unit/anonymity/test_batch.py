@@ -28,6 +28,12 @@ from tests.unit.anonymity.strategies import (
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def assert_truthful(ladders: Any, rows: Any, values: Any) -> None:
+    """Every published value covers the raw value it stands for (generalized, never altered)."""
+    for row, out in zip(rows, values, strict=True):
+        assert all(covers(lad, v, o) for lad, v, o in zip(ladders, row, out, strict=True))
+
+
 @SETTINGS
 @given(data=st.data())
 def test_k_holds_and_outputs_are_truthful(data: Any) -> None:
@@ -36,8 +42,7 @@ def test_k_holds_and_outputs_are_truthful(data: Any) -> None:
     budget = data.draw(st.sampled_from([0.0, 0.05, 0.5]))
     res = anonymize(rows, ladders, k=k, max_suppressed=budget)
     assert violations(res.values, None, k, 1) == []
-    for row, out in zip(rows, res.values, strict=True):
-        assert all(covers(lad, v, o) for lad, v, o in zip(ladders, row, out, strict=True))
+    assert_truthful(ladders, rows, res.values)
     assert res.suppressed_count == count_suppressed(res.values)
     assert all(0.0 <= x <= 1.0 for x in res.ncp_by_field.values())
 
@@ -101,23 +106,7 @@ def test_the_optimal_search_keeps_the_guarantee_and_never_loses_to_the_greedy(da
     assert violations(best.values, sens, k, l_div) == []
     assert best.ncp <= greedy.ncp + 1e-9
     assert cut.values == greedy.values  # past the work bound: the greedy search alone
-    for row, out in zip(rows, best.values, strict=True):
-        assert all(covers(lad, v, o) for lad, v, o in zip(ladders, row, out, strict=True))
-
-
-def test_the_optimal_search_beats_the_split_order_rule() -> None:
-    """A case (found by a random search) where specializing the most generalized QI first, the
-    greedy rule, costs more than the best tree the search finds."""
-    a = parse_ladder({"bucket": [1, 2, 4, 8]}, "int", schema_file="s", field_path="a")
-    b = parse_ladder({"bucket": [1, 2, 4, 8]}, "int", schema_file="s", field_path="b")
-    rows = [
-        (2, 8), (3, 15), (14, 15), (12, 6), (3, 15), (0, 12), (13, 0), (14, 8), (7, 3),
-        (10, 0), (0, 0), (0, 12), (6, 13), (0, 7), (14, 15), (7, 11), (7, 7), (14, 9),
-    ]  # fmt: skip
-    best = anonymize(rows, [a, b], k=3)
-    greedy = anonymize(rows, [a, b], k=3, max_search_work=0)
-    assert violations(best.values, None, 3, 1) == []
-    assert best.ncp < greedy.ncp - 0.01
+    assert_truthful(ladders, rows, best.values)
 
 
 SPLIT_ORDER_ROWS = [
@@ -126,13 +115,30 @@ SPLIT_ORDER_ROWS = [
 ]  # fmt: skip
 
 
+def split_order_ladders() -> list[Any]:
+    """Two integer QIs of the split-order case, each bucketed 1/2/4/8."""
+    return [
+        parse_ladder({"bucket": [1, 2, 4, 8]}, "int", schema_file="s", field_path=f)
+        for f in ("a", "b")
+    ]
+
+
+def test_the_optimal_search_beats_the_split_order_rule() -> None:
+    """A case (found by a random search) where specializing the most generalized QI first, the
+    greedy rule, costs more than the best tree the search finds."""
+    a, b = split_order_ladders()
+    rows = SPLIT_ORDER_ROWS
+    best = anonymize(rows, [a, b], k=3)
+    greedy = anonymize(rows, [a, b], k=3, max_search_work=0)
+    assert violations(best.values, None, 3, 1) == []
+    assert best.ncp < greedy.ncp - 0.01
+
+
 def test_past_its_bound_the_search_finishes_what_it_started() -> None:
     """The split-order case needs 278 record-QIs of search; with a bound of 120 the search
     stops exploring at the bound, costs the boxes it meets after it by their greedy
     refinement, and still finds the tree that beats the greedy rule (it used to give up)."""
-    lad = {"bucket": [1, 2, 4, 8]}
-    a = parse_ladder(lad, "int", schema_file="s", field_path="a")
-    b = parse_ladder(lad, "int", schema_file="s", field_path="b")
+    a, b = split_order_ladders()
     rows = SPLIT_ORDER_ROWS
     t = build_table(rows, [a, b], k=3)
     cut = _optimal(t, [a, b], rows, (a.top, b.top), 120)
@@ -158,5 +164,4 @@ def test_a_search_cut_at_its_bound_keeps_the_guarantee(data: Any) -> None:
     except _TooBig:
         return
     assert violations(cut.values, sens, k, l_div) == []
-    for row, out in zip(rows, cut.values, strict=True):
-        assert all(covers(lad, v, o) for lad, v, o in zip(ladders, row, out, strict=True))
+    assert_truthful(ladders, rows, cut.values)

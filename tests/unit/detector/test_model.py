@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -368,21 +370,32 @@ def test_a_sparse_band_with_a_few_hundred_events_is_calibrated_on_its_own(
     assert sparse >= 1  # the trace has such a bucket, so the rule above was exercised
 
 
+def _as_older_format(
+    tmp_path: Path, det: Detector, version: int, edit: Callable[[dict[str, Any]], None]
+) -> Path:
+    """``det`` saved, its stored fields changed by ``edit`` into what format ``version``
+    wrote, and labelled with that format (the file an older streamproc left behind)."""
+    p = tmp_path / "m.skops"
+    det.save(p)
+    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
+    edit(obj)
+    obj["format"] = f"streamproc.detector/{version}"
+    old = tmp_path / f"old{version}.skops"
+    sio.dump(obj, old)
+    return old
+
+
 def test_a_format_5_model_still_loads_and_scores_without_the_joint_novelty(
     tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
 ) -> None:
     # format 5 wrote the same fields with a tail reference lacking "joint"
-    p = tmp_path / "m.skops"
-    small_detector.save(p)
-    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
-    tail = json.loads(obj["tail"])
-    assert "joint" in tail
-    del tail["joint"]
-    obj["tail"] = json.dumps(tail)
-    obj["format"] = "streamproc.detector/5"
-    old = tmp_path / "old5.skops"
-    sio.dump(obj, old)
-    loaded = Detector.load(old)
+    def lacking_joint(obj: dict[str, Any]) -> None:
+        tail = json.loads(obj["tail"])
+        assert "joint" in tail
+        del tail["joint"]
+        obj["tail"] = json.dumps(tail)
+
+    loaded = Detector.load(_as_older_format(tmp_path, small_detector, 5, lacking_joint))
     assert loaded.tail is not None and loaded.tail.joint is None
     X = featurize(loaded.extractor(), baseline_events[:500]).X
     assert small_detector.tail is not None
@@ -428,15 +441,11 @@ def test_a_format_6_model_still_loads_and_flags_without_history_steps(
     tmp_path: Path, small_detector: Detector, baseline_events: list[AccessEvent]
 ) -> None:
     # format 6 wrote the same fields without the new bucket's step thresholds
-    p = tmp_path / "m.skops"
-    small_detector.save(p)
-    obj = sio.load(p, trusted=sorted(sio.get_untrusted_types(file=p)))
-    ev = [list(x) for x in json.loads(obj["evidence_thresholds"]) if x[0] not in STEP_NAMES]
-    obj["evidence_thresholds"] = json.dumps(ev)
-    obj["format"] = "streamproc.detector/6"
-    old = tmp_path / "old6.skops"
-    sio.dump(obj, old)
-    loaded = Detector.load(old)
+    def without_steps(obj: dict[str, Any]) -> None:
+        ev = json.loads(obj["evidence_thresholds"])
+        obj["evidence_thresholds"] = json.dumps([x for x in ev if x[0] not in STEP_NAMES])
+
+    loaded = Detector.load(_as_older_format(tmp_path, small_detector, 6, without_steps))
     assert {b for b, _ in loaded.evidence_thresholds} <= set(BUCKETS)
     X = featurize(loaded.extractor(), baseline_events[:500]).X
     np.testing.assert_allclose(loaded.score(X), small_detector.score(X), atol=1e-12)

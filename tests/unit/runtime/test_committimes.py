@@ -116,3 +116,23 @@ def test_an_at_least_once_commit_times_its_flush_and_offset_commit() -> None:
     assert _observed(m, "commit_offsets")[1] >= 0.004
     assert _observed(m, "total")[1] >= 0.010
     assert _observed(m, "send_offsets")[0] == 0
+
+
+def test_an_at_least_once_offset_commit_is_timed_apart_from_the_audit() -> None:
+    m = WorkerMetrics()
+    audited: list[Any] = []
+
+    def slow_audit(entries: list[Any]) -> None:
+        time.sleep(0.02)
+        audited.append(entries)
+
+    h = HotPath(
+        HotPathSpec(group="g", guarantee="at_least_once"), {}, {}, m, on_dead_letter=slow_audit
+    )
+    h.producer, h.consumer = SlowProducer(), AloConsumer()
+    h._offsets[("src", 0)] = 10
+    h._dead = [{"offset": 3}]
+    h._commit()
+    assert audited == [[{"offset": 3}]]
+    assert 0.004 <= _observed(m, "commit_offsets")[1] < 0.02  # the audit's 20 ms not in it
+    assert _observed(m, "total")[1] >= 0.030  # flush + audit + commit
