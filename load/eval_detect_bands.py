@@ -146,10 +146,22 @@ class Result:
     missed: list[str] = field(default_factory=list)
 
 
-def evaluate(det: Detector, tr: Trace, recalibrate: bool = False, declared: bool = False) -> Result:
+def evaluate(
+    det: Detector | None,
+    tr: Trace,
+    recalibrate: bool = False,
+    declared: bool = False,
+    target_fpr: float = 0.01,
+) -> Result:
     """Fold the history into state (with ``recalibrate``, also calibrate the thresholds on
     it: ``Detector.recalibrated``), score the rest, count per kind and band. ``declared``:
-    the trace's own role directory is declared first (``detector calibrate --groups``)."""
+    the trace's own role directory is declared first (``detector calibrate --groups``).
+    ``det`` None: train on the trace's own history (``detector train`` on the days before
+    deployment, then score from the end-of-training state, as the issue's user did)."""
+    if det is None:
+        kw: dict[str, Any] = {"groups": roles(tr)} if declared else {}
+        det = Detector.train(tr.history, target_fpr=target_fpr, **kw)
+        return _score(det, tr, Scorer(det), det.initial_states())
     # The evaluated trace is another organisation: a principal of the same name in the
     # training trace (names repeat across seeds, dates too) is not this one, so nothing of
     # the model's per-principal state (nor its declared groups) is carried over.
@@ -166,6 +178,11 @@ def evaluate(det: Detector, tr: Trace, recalibrate: bool = False, declared: bool
         scorer = Scorer(det)
         states = det.initial_states()
         featurize(scorer.extractor, tr.history, states)
+    return _score(det, tr, scorer, states)
+
+
+def _score(det: Detector, tr: Trace, scorer: Scorer, states: dict[str, Any]) -> Result:
+    """Score the trace's post-deployment part from ``states``; count per kind and band."""
     per_day = Counter(e.principal for e in tr.history)
     who = {r["principal"] for r in tr.rows}
     band = {p: band_of(per_day.get(p, 0) / tr.history_days) for p in who}
@@ -267,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--generators", nargs="+", choices=("access", "office"), default=["access", "office"]
     )
+    ap.add_argument(
+        "--own",
+        action="store_true",
+        help="train a model on each evaluated trace's own history instead (--train ignored)",
+    )
     a = ap.parse_args(argv)
+    if a.own:
+        return _main_own(a)
     if set(a.seeds) & {*TUNING_SEEDS, *TRAIN_SEED.values()}:
         print("note: evaluating on a tuning or training seed", file=sys.stderr)
     t0 = time.monotonic()
@@ -284,6 +308,21 @@ def main(argv: list[str] | None = None) -> int:
         how = ", recalibrated on each trace's history" if a.recalibrate else ""
         how += ", roles declared" if a.declared else ""
         title = f"trained on {a.train}{how}, evaluated on {gen} seeds {seeds}"
+        print("\n".join(_table(results, title)))
+        print()
+    return 0
+
+
+def _main_own(a: argparse.Namespace) -> int:
+    """Each trace judged by a model trained on its own history (``--own``)."""
+    for gen in a.generators:
+        make = access_trace if gen == "access" else office_trace
+        results = [
+            evaluate(None, make(s), declared=a.declared, target_fpr=a.target_fpr) for s in a.seeds
+        ]
+        seeds = " ".join(map(str, a.seeds))
+        how = ", roles declared" if a.declared else ""
+        title = f"trained on each trace's own history{how}, evaluated on {gen} seeds {seeds}"
         print("\n".join(_table(results, title)))
         print()
     return 0
