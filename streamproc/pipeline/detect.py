@@ -163,6 +163,10 @@ class StateCache:
         self._dirty = {}
         return out
 
+    def pending(self) -> dict[str, int]:
+        """Principal -> partition of its last event, of every principal put and not taken."""
+        return {p: self._cache[p][2][0] for p in self._dirty}
+
     def forget(self, principals: Iterable[str]) -> None:
         """Drop ``principals`` from the cache and the store (their partition went to
         another worker), whether dirty or not."""
