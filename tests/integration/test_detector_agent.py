@@ -186,12 +186,14 @@ def offline(topology: Path, events: list[dict[str, Any]]) -> list[str]:
     )
 
 
+@pytest.mark.parametrize("engine", ["hotpath", "agent"])
 def test_incident_raises_one_containment_for_that_principal(
     kafka_bootstrap: str,
     topics: tuple[str, str, str],
     worker_factory: Any,
     tmp_path: Path,
     scenario: Scenario,
+    engine: str,
 ) -> None:
     source, sink, dlq = topics
     topo = write_topology(tmp_path, scenario, source, sink, dlq, threshold=scenario.page_threshold)
@@ -206,6 +208,8 @@ def test_incident_raises_one_containment_for_that_principal(
         app_id,
         "--metrics-port",
         str(port),
+        "--engine",
+        engine,
     )
     trace = with_events(scenario.normal, scenario.exfil)
     enc = AccessEncoder()
@@ -309,6 +313,38 @@ def test_restart_mid_trace_keeps_per_principal_state(
     name = f"access-{r_source[-6:]}"
     states = _changelog_states(kafka_bootstrap, r_app, name)
     assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+
+
+def test_switching_engines_keeps_the_state(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # The Faust agent runs the first days, the hot path the rest, on one app id: the hot
+    # path reads the agent's changelog and continues from its committed offsets, so the
+    # containments are the reference's (a clean stop leaves nothing to re-deliver).
+    trace = with_events(scenario.normal, scenario.exfil)
+    cut = night_of(trace, 7, 12.0)
+    first = [e for e in trace if e["ts"] < cut]
+    source = make_topic("access.events", PARTITIONS)
+    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
+    topo = write_topology(tmp_path, scenario, source, sink, dlq)
+    app_id = f"det-switch-{source}"
+    args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
+    agent = worker_factory(*args, "--engine", "agent", name="agent")
+    produce_events(kafka_bootstrap, source, first)
+    wait_consumed(kafka_bootstrap, app_id, source)
+    assert agent.stop() == 0
+    hot = worker_factory(*args, name="hotpath")
+    hot.wait_for("principal states read", timeout=60)
+    produce_events(kafka_bootstrap, source, trace[len(first) :])
+    wait_consumed(kafka_bootstrap, app_id, source)
+
+    expected = offline(topo, trace)
+    got = containments(kafka_bootstrap, sink, len(expected))
+    assert sorted(c["containment_id"] for c in got) == expected
+    counts = Counter(e["principal"] for e in trace)
+    states = _changelog_states(kafka_bootstrap, app_id, f"access-{source[-6:]}")
+    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+    assert f"{len({e['principal'] for e in first})} principal states read" in hot.log_text()
 
 
 def test_a_model_change_is_recorded_in_the_audit_trail(
