@@ -12,6 +12,7 @@
    handed to the producer.
 
 Usage: python load/bench_detect_latency.py [--principals 70] [--incidents 60] [--rate 2000]
+       [--engine hotpath|agent]
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def main() -> int:
     ap.add_argument("--incidents", type=int, default=60)
     ap.add_argument("--rate", type=int, default=2000, help="background events/s")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument(
+        "--engine", choices=("hotpath", "agent"), default="hotpath", help="the worker's --engine"
+    )
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-detect-"))
@@ -185,6 +189,8 @@ def main() -> int:
             str(port),
             "--loglevel",
             "warning",
+            "--engine",
+            a.engine,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -309,7 +315,7 @@ def main() -> int:
         return lat[min(len(lat) - 1, int(len(lat) * q))] if lat else float("nan")
 
     print(
-        f"detector agent, local broker, {PARTITIONS} partitions, model on "
+        f"detector ({a.engine} engine), local broker, {PARTITIONS} partitions, model on "
         f"{len(base)} baseline events (prep {prep:.0f} s)"
     )
     print(f"{'measure':<44} {'value':>12}")

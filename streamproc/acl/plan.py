@@ -6,7 +6,9 @@ binding is planned. What the Faust worker needs was measured on the secured loca
 id); WRITE on every topic it produces to; CREATE on the output topics its agents declare
 (sink, dead letter: Faust's ``maybe_declare`` asks CreateTopics even when the topic exists,
 and Kafka checks CREATE before answering "already exists"); CREATE, READ and WRITE on topics
-prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). An idempotent
+prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
+(:mod:`streamproc.runtime.detecthot`) uses the same: group ``<app_id>``, its state topic
+``<app_id>-<topology>-principals-changelog`` (the Faust table's changelog). An idempotent
 producer needs no cluster IDEMPOTENT_WRITE on Kafka 3.x: WRITE on a topic suffices.
 """
 

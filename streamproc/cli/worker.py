@@ -1,7 +1,8 @@
 """``streamproc worker``: a Faust worker running every topology it is given.
 
-Sanitize topologies run on the batch hot path (docs/delivery.md), detect topologies as Faust
-agents; the consumer group defaults to one derived from the topologies.
+Sanitize and detect topologies run on batch hot paths (docs/delivery.md, docs/detector.md),
+or with ``--engine agent`` as Faust agents; the consumer group defaults to one derived from
+the topologies.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--engine",
         choices=("hotpath", "agent"),
         default="hotpath",
-        help="sanitize on the batch hot path (default) or on the earlier Faust agent",
+        help="sanitize and detect on the batch hot paths (default) or on the earlier Faust agents",
     )
     p.add_argument("--metrics-port", type=int, help="Prometheus port (0 = off)")
     p.add_argument(
@@ -124,14 +125,14 @@ def _faust_worker(args: argparse.Namespace, settings: Settings, prepared: Prepar
     from streamproc.runtime.wiring import add_topologies
 
     app = create_app(prepared.app_id, settings)
-    if args.engine == "hotpath" and all(t.kind == "sanitize" for t in prepared.topologies):
-        # No Faust agent reads a topic: Faust runs its producer, timers and tasks only, and
-        # the hot path's consumer is the worker's one member of its group.
+    if args.engine == "hotpath":
+        # Every topology is on a hot path, no Faust agent reads a topic: Faust runs its
+        # producer, timers and tasks only, and the detect hot paths' consumers are the
+        # members of the app's group (the sanitize hot path has its own).
         app.producer_only = True
     add_topologies(app, settings, prepared)
     prepared.metrics.serve(settings.metrics_port, settings.metrics_addr)
-    signals = prepared.hot.signals if prepared.hot is not None else None
-    return StreamprocWorker(app, early_signals=signals, loglevel=args.loglevel, quiet=True)
+    return StreamprocWorker(app, early_signals=prepared.signals, loglevel=args.loglevel, quiet=True)
 
 
 def _default_app_id(topologies: list[Topology]) -> str:

@@ -3,9 +3,10 @@
 ``DetectFlow.process`` decodes each message (a bad one becomes a sealed dead letter),
 skips events the principal's state already folded in (re-delivered after a crash: the state
 keeps the last source offset it saw), scores and decides with
-:class:`streamproc.detector.Scorer`, and encodes containment messages. The Faust agent only
-produces what it returns and writes the returned states to its table; every rule about
-order and de-duplication lives here, where it is tested without Faust.
+:class:`streamproc.detector.Scorer`, and encodes containment messages. The runtime (the
+detect hot path or the Faust agent) only produces what it returns and writes the states to
+its state topic; every rule about order and de-duplication lives here, where it is tested
+without Kafka.
 
 Per-principal state must live on one partition, so an event whose key is not its
 principal is dead-lettered (``key_not_principal``). State values are JSON
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,14 +100,23 @@ class StateCache:
     The store holds serialized JSON; the cache keeps the parsed :class:`PrincipalState`
     with the exact bytes object it came from, so a value replaced by changelog recovery
     (another object) is parsed again.
+
+    ``defer=True`` (the detect hot path): :meth:`put` only marks the principal, and
+    :meth:`take_dirty` serializes each marked one once, when the caller writes its state
+    topic (at each commit instead of each batch; a state is ~4 KB of JSON).
     """
 
-    def __init__(self, store: MutableMapping[str, Any]) -> None:
+    def __init__(self, store: MutableMapping[str, Any], *, defer: bool = False) -> None:
         self.store = store
+        self.defer = defer
         self._cache: dict[str, tuple[Any, PrincipalState, tuple[int, int]]] = {}
+        self._dirty: dict[str, None] = {}  # put since the last take_dirty (defer only)
 
     def get(self, principal: str) -> tuple[PrincipalState | None, tuple[int, int]]:
         """The principal's state (None if new) and the last source (partition, offset)."""
+        if principal in self._dirty:  # newer than the store
+            _, state, src = self._cache[principal]
+            return state, src
         raw = self.store.get(principal)
         if raw is None:
             self._cache.pop(principal, None)
@@ -128,14 +138,46 @@ class StateCache:
         self._cache[principal] = (raw, state, src)
         return state, src
 
-    def put(self, principal: str, state: PrincipalState, src: tuple[int, int]) -> bytes:
+    def put(self, principal: str, state: PrincipalState, src: tuple[int, int]) -> bytes | None:
         """Serialize now (the state keeps changing) and remember the result; the caller
-        stores the bytes and sends them to the changelog."""
-        raw = json.dumps(
-            {"state": state.to_dict(), "src": list(src)}, separators=(",", ":")
-        ).encode()
+        stores the bytes and sends them to the changelog. Deferred: None (see
+        :meth:`take_dirty`)."""
+        if self.defer:
+            self._cache[principal] = (None, state, src)
+            self._dirty[principal] = None
+            return None
+        raw = _encode_state(state, src)
         self._cache[principal] = (raw, state, src)
         return raw
+
+    def take_dirty(self) -> list[tuple[str, int, bytes]]:
+        """``(principal, partition of its last event, raw)`` of every principal put since
+        the last call, serialized now and written to the store."""
+        out = []
+        for principal in self._dirty:
+            _, state, src = self._cache[principal]
+            raw = _encode_state(state, src)
+            self.store[principal] = raw
+            self._cache[principal] = (raw, state, src)
+            out.append((principal, src[0], raw))
+        self._dirty = {}
+        return out
+
+    def pending(self) -> dict[str, int]:
+        """Principal -> partition of its last event, of every principal put and not taken."""
+        return {p: self._cache[p][2][0] for p in self._dirty}
+
+    def forget(self, principals: Iterable[str]) -> None:
+        """Drop ``principals`` from the cache and the store (their partition went to
+        another worker), whether dirty or not."""
+        for principal in principals:
+            self._cache.pop(principal, None)
+            self._dirty.pop(principal, None)
+            self.store.pop(principal, None)
+
+
+def _encode_state(state: PrincipalState, src: tuple[int, int]) -> bytes:
+    return json.dumps({"state": state.to_dict(), "src": list(src)}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +197,8 @@ class DetectResult:
 
     dead: list[tuple[int, DeadLetter, SourceMessage]] = field(default_factory=list)
     contained: list[ContainmentOut] = field(default_factory=list)
-    states: list[tuple[str, int, bytes]] = field(default_factory=list)  # principal, part, raw
+    # principal, partition, raw (empty with a deferring cache: StateCache.take_dirty)
+    states: list[tuple[str, int, bytes]] = field(default_factory=list)
     scored: int = 0
     flagged: int = 0
     timestamps: list[float] = field(default_factory=list)
@@ -224,7 +267,9 @@ class DetectFlow:
                     ContainmentOut(msg.partition, c.principal.encode(), value, headers, c)
                 )
         for p in res.touched:
-            out.states.append((p, src[p][0], cache.put(p, states[p], src[p])))
+            raw = cache.put(p, states[p], src[p])
+            if raw is not None:
+                out.states.append((p, src[p][0], raw))
         out.scored = len(batch)
         return out
 

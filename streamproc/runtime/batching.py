@@ -18,11 +18,12 @@ from typing import Any, NoReturn
 
 import faust
 
-from streamproc.audit import AuditKind, AuditLog
-from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.outcome import Headers
+from streamproc.runtime.effects import DeadLetterReporter
 
 log = logging.getLogger("streamproc.runtime")
+
+__all__ = ["BatchOutput", "DeadLetterReporter", "add_lag_gauge", "stop_on_failure"]
 
 
 class BatchOutput:
@@ -119,40 +120,3 @@ def add_lag_gauge(
                 continue
             done = last_offset.get(tp.partition, -1) + 1
             gauge.labels(name, str(tp.partition)).set(max(0, high - done))
-
-
-class DeadLetterReporter:
-    """What every agent does beside producing a dead letter: count it by reason, audit it,
-    log it with its coordinates (never its payload)."""
-
-    def __init__(
-        self, name: str, dlq_topic: str, metrics: WorkerMetrics, audit: AuditLog | None
-    ) -> None:
-        self.name, self.dlq_topic = name, dlq_topic
-        self.metrics, self.audit = metrics, audit
-        self._counters: dict[str, Any] = {}
-
-    def report(self, reason: str, topic: str, partition: int, offset: int) -> None:
-        counter = self._counters.get(reason)
-        if counter is None:
-            counter = self._counters[reason] = self.metrics.dead_letters.labels(self.name, reason)
-        counter.inc()
-        if self.audit is not None:
-            # Idempotent per source coordinate: a record delivered again is audited once.
-            self.audit.append_once(
-                AuditKind.DEAD_LETTER,
-                reason=reason,
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                dlq_topic=self.dlq_topic,
-                worker=self.name,
-            )
-        log.warning(
-            "dead letter: topology=%s reason=%s source=%s/%d/%d",
-            self.name,
-            reason,
-            topic,
-            partition,
-            offset,
-        )

@@ -12,20 +12,16 @@ Design and topology keys: docs/detector.md.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
-from confluent_kafka.admin import AdminClient
 
-from streamproc.acl import Enforcer, load_principals
-from streamproc.audit import AuditKind, AuditLog
+from streamproc.audit import AuditLog
 from streamproc.config.settings import Settings
-from streamproc.config.topology import Topology, lexical_path, load_topology
-from streamproc.detector import Containment, RecommendedAction
-from streamproc.errors import ConfigError, StreamprocError
+from streamproc.config.topology import Topology
+from streamproc.detector import RecommendedAction
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.build import build_detect_flow
 from streamproc.pipeline.detect import DetectFlow, StateCache
@@ -35,117 +31,17 @@ from streamproc.runtime.batching import (
     add_lag_gauge,
     stop_on_failure,
 )
+from streamproc.runtime.effects import (
+    Containments,
+    announce_model,
+    make_enforcer,
+    source_partitions,
+)
 
 log = logging.getLogger("streamproc.runtime.detector")
 
 BATCH = 1024
 WITHIN = 0.05
-ENFORCED_BY = "streamproc-detector"
-
-
-def _source_partitions(topology: Topology, settings: Settings) -> int:
-    """Partitions of the source topic: the topology's, else the broker's."""
-    if topology.source.partitions:
-        return topology.source.partitions
-    md = AdminClient(settings.kafka_config()).list_topics(topology.source.topic, timeout=10)
-    topic = md.topics.get(topology.source.topic)
-    if topic is None or topic.error is not None or not topic.partitions:
-        raise ConfigError(
-            f"{topology.path}: key 'source.partitions': is required while topic "
-            f"{topology.source.topic} does not exist (the state table is partitioned like it)"
-        )
-    return len(topic.partitions)
-
-
-def make_enforcer(topology: Topology, settings: Settings, audit: AuditLog | None) -> Enforcer:
-    """The ACL enforcer for ``--enforce``: DENY on the data topics of every topology beside
-    this one (like ``streamproc containment enforce``), never on the worker itself."""
-    topologies = [topology]
-    principals_file = topology.path.parent / "principals.yaml"
-    for path in sorted(topology.path.parent.glob("*.yaml")):
-        if lexical_path(path) in (topology.path, lexical_path(principals_file)):
-            continue
-        try:
-            topologies.append(load_topology(path))
-        except StreamprocError:
-            log.warning("--enforce: %s is not a topology; its topics are not denied", path)
-    protected: list[str] = []
-    if principals_file.is_file():
-        protected.append(load_principals(principals_file).worker.principal)
-    if settings.sasl_username:
-        protected.append(settings.sasl_username)
-    return Enforcer.from_settings(
-        settings, topologies, protected=protected, audit=audit, by=ENFORCED_BY
-    )
-
-
-class Containments:
-    """The side effects of a containment: metric, log line, DENY ACLs or an audit entry."""
-
-    def __init__(
-        self,
-        name: str,
-        sink_topic: str,
-        metrics: WorkerMetrics,
-        audit: AuditLog | None,
-        enforcer: Enforcer | None,
-    ) -> None:
-        self.name, self.sink_topic = name, sink_topic
-        self.metrics, self.audit, self.enforcer = metrics, audit, enforcer
-
-    async def apply(self, c: Containment) -> None:
-        self.metrics.containments.labels(self.name, c.action.value).inc()
-        # Principal, action and score: access metadata; the reasons stay in the message.
-        log.warning(
-            "containment: topology=%s principal=%s action=%s score=%.3f threshold=%.3f id=%s",
-            self.name,
-            c.principal,
-            c.action.value,
-            c.score,
-            c.threshold,
-            c.containment_id,
-        )
-        if self.enforcer is not None and await self._enforce(self.enforcer, c):
-            return  # the enforcer wrote the audit entries itself
-        if self.audit is None:
-            return
-        try:
-            self.audit.append(
-                AuditKind.CONTAINMENT,
-                principal=c.principal,
-                reason=c.action.value.lower(),
-                incident=c.containment_id,
-                score=c.score,
-                threshold=c.threshold,
-                enforced=False,
-                topics=[self.sink_topic],
-                by=ENFORCED_BY,
-            )
-        except StreamprocError as exc:
-            # e.g. a principal name the audit trail cannot hold; never log the fields
-            log.error("containment %s not audited: %s", c.containment_id, exc)
-
-    async def _enforce(self, enforcer: Enforcer, c: Containment) -> bool:
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                None,
-                lambda: enforcer.enforce(
-                    c.principal,
-                    reason=c.action.value.lower(),
-                    incident=c.containment_id,
-                    score=c.score,
-                    threshold=c.threshold,
-                ),
-            )
-            return True
-        except StreamprocError as exc:
-            log.error(
-                "containment not enforced: principal=%s id=%s: %s",
-                c.principal,
-                c.containment_id,
-                exc,
-            )
-            return False
 
 
 def add_detector(
@@ -167,7 +63,7 @@ def add_detector(
         enforce = settings.enforce
     enforcer = make_enforcer(topology, settings, audit) if enforce else None
     name = topology.name
-    n_partitions = _source_partitions(topology, settings)
+    n_partitions = source_partitions(topology, settings)
     source = app.topic(
         topology.source.topic, key_serializer="raw", value_serializer="raw", partitions=n_partitions
     )
@@ -185,25 +81,7 @@ def add_detector(
     contain = Containments(name, sink_topic, metrics, audit, enforcer)
     dead = DeadLetterReporter(name, dlq_topic, metrics, audit)
     last_offset: dict[int, int] = {}
-    log.info(
-        "topology %s loaded: %s -> %s (model %s, threshold %.4f, enforce=%s)",
-        name,
-        topology.source.topic,
-        sink_topic,
-        flow.detector.model_version,
-        flow.scorer.decider.threshold,
-        enforce,
-    )
-    if audit is not None:
-        # Which model judges this topology from now on (a change shows as a new version).
-        audit.append(
-            AuditKind.MODEL_LOAD,
-            topology=name,
-            model_version=str(flow.detector.model_version),
-            worker=str(app.conf.id),
-            states=len(flow.detector.states),
-            threshold=float(flow.scorer.decider.threshold),
-        )
+    announce_model(flow, str(app.conf.id), audit, enforce=enforce)
     handle = _batch_handler(app, flow, table, out, contain, dead, metrics, last_offset)
 
     async def detect(stream: Any) -> None:
@@ -253,7 +131,7 @@ def _batch_handler(
             # Acknowledged before the state that saw the triggering event is written.
             await app.producer.flush()
             for c in res.contained:
-                await contain.apply(c.containment)
+                await contain.apply_async(c.containment)
         for principal, partition, raw in res.states:
             table.data[principal] = raw
             table.send_changelog(partition, principal, raw)

@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamproc.audit import AuditKind
 from streamproc.config.topology import Topology, safe_name
@@ -208,7 +208,13 @@ class StartedHotPath:
         self.thread.join(timeout)
 
 
-def attach_hot_path(app: faust.App, started: StartedHotPath) -> None:
+class Stoppable(Protocol):
+    """A started hot path (sanitize or detect)."""
+
+    def stop(self, timeout: float = 60.0) -> None: ...
+
+
+def attach_hot_path(app: faust.App, started: Stoppable) -> None:
     """Let ``app`` stop the hot path: before Faust's shutdown, the thread commits and leaves."""
 
     async def stop_hot_path(app: Any, **kwargs: Any) -> None:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -50,6 +50,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streamproc.config.topology import Topology
 from streamproc.errors import OffloadError, StreamprocError
 from streamproc.metrics import WorkerMetrics, compliance_inputs
 from streamproc.pipeline import Outcome, Sanitized, SanitizeFlow
@@ -172,9 +173,16 @@ def share_thread(helpers: int) -> bool:
     return helpers == 1
 
 
+class HasTopology(Protocol):
+    """A flow, as far as its output topics go."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+
 def ensure_outputs(
     conf: dict[str, Any],
-    flows: Sequence[SanitizeFlow],
+    flows: Sequence[HasTopology],
     state_topics: dict[str, list[str]] | None = None,
 ) -> dict[str, int]:
     """Create missing sink and dead-letter topics with the source's partition count (and the
@@ -1004,7 +1012,13 @@ def _fmt(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}/{tp.partition}" for tp in partitions) or "-"
 
 
-def run_in_thread(hot: HotPath) -> threading.Thread:
+class Runnable(Protocol):
+    """A hot path's loop (:class:`HotPath`, the detect hot path)."""
+
+    def run(self) -> None: ...
+
+
+def run_in_thread(hot: Runnable, *, name: str = "streamproc-hotpath") -> threading.Thread:
     """Start the hot path's thread; if it fails, end the worker before anything commits.
 
     The same rule as the Faust agents (:func:`streamproc.runtime.batching.stop_on_failure`):
@@ -1019,6 +1033,6 @@ def run_in_thread(hot: HotPath) -> threading.Thread:
             logging.shutdown()
             os._exit(70)
 
-    t = threading.Thread(target=body, name="streamproc-hotpath", daemon=True)
+    t = threading.Thread(target=body, name=name, daemon=True)
     t.start()
     return t

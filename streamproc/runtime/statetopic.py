@@ -1,9 +1,10 @@
 """Reading a worker's compacted state topic when it adopts source partitions.
 
-The k-anonymity buffers (:mod:`streamproc.runtime.grouped`) and the DP budget ledger
-(:mod:`streamproc.runtime.budgeted`) keep their state in a compacted topic with as many
-partitions as the source; source partition ``p`` keeps its state in state partition
-``p % n``. Under exactly_once each transaction also writes a commit marker
+The k-anonymity buffers (:mod:`streamproc.runtime.grouped`), the DP budget ledger
+(:mod:`streamproc.runtime.budgeted`) and the detector's principal states
+(:mod:`streamproc.runtime.detecthot`, at_least_once, no markers) keep their state in a
+compacted topic with as many partitions as the source; source partition ``p`` keeps its
+state in state partition ``p % n``. Under exactly_once each transaction also writes a commit marker
 (``<prefix><p>`` -> the source offset it committed): a new owner reads until every marker
 has reached the group's committed offset, since a transaction's markers can become readable
 a moment after its offsets are visible to the group.
@@ -58,7 +59,7 @@ def read_state(
 ) -> dict[int, list[tuple[bytes, Any]]]:
     """Every message of ``state_partitions``, read committed from the beginning, until all
     are at their end and ``caught_up(marks)`` (source partition -> offset of its newest
-    ``marker`` message) holds; ``what`` names the owner in log lines."""
+    ``marker`` message; ``b""``: no markers) holds; ``what`` names the owner in log lines."""
     reader = Consumer(
         {
             **conf,
@@ -93,7 +94,7 @@ def read_state(
                 at_eof.discard(m.partition())
                 key, value = m.key() or b"", m.value()
                 out[m.partition()].append((key, value))
-                if key.startswith(marker) and value is not None:
+                if marker and key.startswith(marker) and value is not None:
                     marks[int(key[n:])] = int(value)
             if at_eof >= set(wanted) and caught_up(marks):
                 return out

@@ -12,7 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +31,13 @@ from streamproc.keys import Keyring
 from streamproc.metrics import WorkerMetrics
 from streamproc.pipeline.build import build_flow
 from streamproc.pipeline.sanitize import SanitizeFlow
-from streamproc.runtime.hotapp import StartedHotPath, attach_hot_path, start_hot_path
+from streamproc.runtime.hotapp import EarlySignals, StartedHotPath, attach_hot_path, start_hot_path
 from streamproc.runtime.offload import FlowProcess
 
 if TYPE_CHECKING:
     import faust
+
+    from streamproc.runtime.detecthot import StartedDetect
 
 log = logging.getLogger("streamproc.worker")
 
@@ -66,7 +68,7 @@ def open_audit(settings: Settings, app_id: str) -> AuditLog | None:
 
 @dataclass
 class Prepared:
-    """A worker's topologies, compiled, with its hot path already running (no Faust yet)."""
+    """A worker's topologies, compiled, with its hot paths already running (no Faust yet)."""
 
     app_id: str
     topologies: list[Topology]
@@ -76,13 +78,18 @@ class Prepared:
     engine: str
     offload_processes: int
     hot: StartedHotPath | None = None
+    detect: list[StartedDetect] = field(default_factory=list)
+    signals: EarlySignals | None = None  # held until Faust takes over (a hot path runs)
 
     def abandon(self) -> None:
-        """The worker did not get as far as Faust: stop the hot path (it commits what is
-        done and leaves its group) and give the signals back."""
+        """The worker did not get as far as Faust: stop the hot paths (they commit what is
+        done and leave their groups) and give the signals back."""
+        for d in self.detect:
+            d.stop()
         if self.hot is not None:
             self.hot.stop()
-            self.hot.signals.restore()
+        if self.signals is not None:
+            self.signals.restore()
 
 
 def prepare_topologies(
@@ -97,12 +104,13 @@ def prepare_topologies(
     instance: str | None = None,
     commit_when_caught_up: bool = False,
 ) -> Prepared:
-    """Load, validate and compile every topology; start the sanitize hot path.
+    """Load, validate and compile every topology; start the hot paths.
 
     ``engine``: ``hotpath`` (default) runs every sanitize topology on the worker's batch hot
-    path (:mod:`streamproc.runtime.hotpath`), started here, before Faust is imported (its
-    group join and first fetch overlap Faust's start); ``agent`` on the earlier Faust agent
-    (added by :func:`add_topologies`).
+    path (:mod:`streamproc.runtime.hotpath`) and every detect topology on a detect hot path
+    (:mod:`streamproc.runtime.detecthot`), started here, before Faust is imported (their
+    group joins and first fetches overlap Faust's start); ``agent`` on the earlier Faust
+    agents (added by :func:`add_topologies`).
     """
     metrics = metrics or WorkerMetrics()
     topologies = [load_topology(p) for p in paths]
@@ -121,20 +129,36 @@ def prepare_topologies(
     sanitize = [t for t in topologies if t.kind != "detect"]
     flows = _sanitize_flows(app_id, settings, sanitize, audit, engine)
     prepared = Prepared(app_id, topologies, flows, metrics, audit, engine, offload_processes)
-    if flows and engine == "hotpath":
-        prepared.hot = start_hot_path(
-            app_id, settings, flows, metrics, instance=instance, audit=audit,
-            offload=offload_processes, commit_when_caught_up=commit_when_caught_up,
-        )  # fmt: skip
+    if engine != "hotpath":
+        return prepared
+    try:
+        if flows:
+            prepared.hot = start_hot_path(
+                app_id, settings, flows, metrics, instance=instance, audit=audit,
+                offload=offload_processes, commit_when_caught_up=commit_when_caught_up,
+            )  # fmt: skip
+            prepared.signals = prepared.hot.signals
+        for topo in topologies:
+            if topo.kind == "detect":
+                # Imported here: scikit-learn and scipy (seconds), for detect topologies only.
+                from streamproc.runtime.detecthot import start_detect
+
+                if prepared.signals is None:
+                    prepared.signals = EarlySignals()
+                    prepared.signals.install()
+                prepared.detect.append(start_detect(app_id, settings, topo, metrics, audit))
+    except BaseException:
+        prepared.abandon()
+        raise
     return prepared
 
 
 def add_topologies(app: faust.App, settings: Settings, prepared: Prepared) -> WorkerMetrics:
-    """Add the prepared topologies to ``app``: detect agents, the ``agent`` engine's
-    sanitizers, the hot path's shutdown, the audit timer and the lineage events."""
+    """Add the prepared topologies to ``app``: the ``agent`` engine's detectors and
+    sanitizers, the hot paths' shutdown, the audit timer and the lineage events."""
     metrics, audit = prepared.metrics, prepared.audit
     for topo in prepared.topologies:
-        if topo.kind == "detect":
+        if topo.kind == "detect" and prepared.engine != "hotpath":
             # Imported here: scikit-learn and scipy (seconds), for detect topologies only.
             from streamproc.runtime.detector import add_detector
 
@@ -149,8 +173,9 @@ def add_topologies(app: faust.App, settings: Settings, prepared: Prepared) -> Wo
             add_sanitizer(
                 app, flow, metrics, partitions=topo.source.partitions, audit=audit, offload=offload
             )
-    if prepared.hot is not None:
-        attach_hot_path(app, prepared.hot)
+    for started in (*prepared.detect, prepared.hot):
+        if started is not None:
+            attach_hot_path(app, started)
     if audit is not None:
         _add_audit_tasks(app, audit, metrics)
     events = [(f.topology, _lineage_event(settings, f.topology, f)) for f in prepared.flows]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastavro import schemaless_reader
 
 from streamproc.audit import AuditKind
@@ -186,12 +186,14 @@ def offline(topology: Path, events: list[dict[str, Any]]) -> list[str]:
     )
 
 
+@pytest.mark.parametrize("engine", ["hotpath", "agent"])
 def test_incident_raises_one_containment_for_that_principal(
     kafka_bootstrap: str,
     topics: tuple[str, str, str],
     worker_factory: Any,
     tmp_path: Path,
     scenario: Scenario,
+    engine: str,
 ) -> None:
     source, sink, dlq = topics
     topo = write_topology(tmp_path, scenario, source, sink, dlq, threshold=scenario.page_threshold)
@@ -206,6 +208,8 @@ def test_incident_raises_one_containment_for_that_principal(
         app_id,
         "--metrics-port",
         str(port),
+        "--engine",
+        engine,
     )
     trace = with_events(scenario.normal, scenario.exfil)
     enc = AccessEncoder()
@@ -309,6 +313,96 @@ def test_restart_mid_trace_keeps_per_principal_state(
     name = f"access-{r_source[-6:]}"
     states = _changelog_states(kafka_bootstrap, r_app, name)
     assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
+
+
+def _rewind_group(bootstrap: str, group: str, topic: str) -> None:
+    """Commit offset 0 on every partition (once the killed member has left the group)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p, 0) for p in range(PARTITIONS)]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.commit(offsets=tps, asynchronous=False)
+                return
+            except KafkaException:
+                assert time.monotonic() < deadline, "group never became empty"
+                time.sleep(0.5)
+    finally:
+        c.close()
+
+
+def test_kill9_mid_trace_keeps_state_effectively_once(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # The hot path killed while it scores, and its offsets set back to 0 (the worst case of a
+    # crash between a state write and the offset commit): the restart reads the changelog,
+    # the events delivered again are skipped by their state (every principal counts every
+    # event once), containments may repeat (at-least-once) but none is missing.
+    trace = with_events(scenario.normal, scenario.exfil)
+    source = make_topic("access.events", PARTITIONS)
+    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
+    topo = write_topology(tmp_path, scenario, source, sink, dlq)
+    app_id = f"det-kill-{source}"
+    args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
+    produce_events(kafka_bootstrap, source, trace)
+    first = worker_factory(*args, name="killed")
+    deadline = time.monotonic() + 60
+    while _committed(kafka_bootstrap, app_id, source) < len(trace) // 4:
+        assert time.monotonic() < deadline, "nothing committed"
+        time.sleep(0.05)
+    first.kill9()
+    _rewind_group(kafka_bootstrap, app_id, source)
+    worker_factory(*args, name="restarted")
+    wait_consumed(kafka_bootstrap, app_id, source)
+
+    expected = offline(topo, trace)
+    got = containments(kafka_bootstrap, sink, len(expected))
+    assert sorted(set(c["containment_id"] for c in got)) == expected
+    counts = Counter(e["principal"] for e in trace)
+    states = _changelog_states(kafka_bootstrap, app_id, f"access-{source[-6:]}")
+    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+
+
+def test_switching_engines_keeps_the_state(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # The Faust agent runs the first days, the hot path the rest, on one app id: the hot
+    # path reads the agent's changelog and continues from its committed offsets, so the
+    # containments are the reference's (a clean stop leaves nothing to re-deliver).
+    trace = with_events(scenario.normal, scenario.exfil)
+    cut = night_of(trace, 7, 12.0)
+    first = [e for e in trace if e["ts"] < cut]
+    source = make_topic("access.events", PARTITIONS)
+    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
+    topo = write_topology(tmp_path, scenario, source, sink, dlq)
+    app_id = f"det-switch-{source}"
+    args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
+    agent = worker_factory(*args, "--engine", "agent", name="agent")
+    produce_events(kafka_bootstrap, source, first)
+    wait_consumed(kafka_bootstrap, app_id, source)
+    assert agent.stop() == 0
+    hot = worker_factory(*args, name="hotpath")
+    hot.wait_for("principal states read", timeout=60)
+    produce_events(kafka_bootstrap, source, trace[len(first) :])
+    wait_consumed(kafka_bootstrap, app_id, source)
+
+    expected = offline(topo, trace)
+    got = containments(kafka_bootstrap, sink, len(expected))
+    assert sorted(c["containment_id"] for c in got) == expected
+    counts = Counter(e["principal"] for e in trace)
+    states = _changelog_states(kafka_bootstrap, app_id, f"access-{source[-6:]}")
+    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+    assert f"{len({e['principal'] for e in first})} principal states read" in hot.log_text()
 
 
 def test_a_model_change_is_recorded_in_the_audit_trail(

@@ -182,3 +182,28 @@ def test_events_redelivered_after_a_crash_are_not_counted_twice(
         store[principal] = raw
     again = flow.process(msgs, cache)  # the uncommitted tail, delivered again
     assert again.scored == 0 and again.states == [] and again.contained == []
+
+
+def test_a_deferring_cache_serializes_once_per_take(
+    detect_flow: tuple[DetectFlow, list[Msg]],
+) -> None:
+    """The hot path's cache: states are serialized at take_dirty (its commit), not per batch,
+    and come out exactly as the eager cache writes them."""
+    flow, msgs = detect_flow
+    eager_store: dict[str, Any] = {}
+    eager = StateCache(eager_store)
+    lazy_store: dict[str, Any] = {}
+    lazy = StateCache(lazy_store, defer=True)
+    for half in (msgs[:20], msgs[20:]):
+        for principal, _part, raw in flow.process(half, eager).states:
+            eager_store[principal] = raw
+        assert flow.process(half, lazy).states == []
+    assert lazy_store == {}  # nothing serialized yet; the cache still has the newest state
+    again = flow.process(msgs, lazy)
+    assert again.scored == 0  # re-delivered: the un-taken state already saw them
+    taken = lazy.take_dirty()
+    assert {p: raw for p, _part, raw in taken} == eager_store == lazy_store
+    assert {part for _p, part, _raw in taken} == {0}
+    assert lazy.take_dirty() == []
+    lazy.forget(list(lazy_store))
+    assert lazy_store == {} and lazy.get(taken[0][0]) == (None, (-1, -1))
