@@ -152,6 +152,7 @@ def evaluate(
     recalibrate: bool = False,
     declared: bool = False,
     target_fpr: float = 0.01,
+    confidence: float | None = None,
 ) -> Result:
     """Fold the history into state (with ``recalibrate``, also calibrate the thresholds on
     it: ``Detector.recalibrated``), score the rest, count per kind and band. ``declared``:
@@ -160,6 +161,8 @@ def evaluate(
     deployment, then score from the end-of-training state, as the issue's user did)."""
     if det is None:
         kw: dict[str, Any] = {"groups": roles(tr)} if declared else {}
+        if confidence is not None:
+            kw["confidence"] = confidence
         det = Detector.train(tr.history, target_fpr=target_fpr, **kw)
         return _score(det, tr, Scorer(det), det.initial_states())
     # The evaluated trace is another organisation: a principal of the same name in the
@@ -289,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train a model on each evaluated trace's own history instead (--train ignored)",
     )
+    ap.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        help="with --own: detector train --confidence (default: the model's default)",
+    )
     a = ap.parse_args(argv)
     if a.own:
         return _main_own(a)
@@ -318,7 +327,14 @@ def _main_own(a: argparse.Namespace) -> int:
     for gen in a.generators:
         make = access_trace if gen == "access" else office_trace
         results = [
-            evaluate(None, make(s), declared=a.declared, target_fpr=a.target_fpr) for s in a.seeds
+            evaluate(
+                None,
+                make(s),
+                declared=a.declared,
+                target_fpr=a.target_fpr,
+                confidence=a.confidence,
+            )
+            for s in a.seeds
         ]
         seeds = " ".join(map(str, a.seeds))
         how = ", roles declared" if a.declared else ""
