@@ -56,9 +56,9 @@ def _register_train(ds: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--confidence",
         type=float,
-        default=0.99,
+        default=0.7,
         help="chance, over populations resampled by principal, that the flag rate stays "
-        "within the target (default 0.99)",
+        "within the target (default 0.7)",
     )
     t.add_argument(
         "--volume-cap",

@@ -530,7 +530,7 @@ class Detector:
         *,
         target_fpr: float = 0.01,
         holdout: float = 0.2,
-        confidence: float = 0.99,
+        confidence: float = 0.7,
         volume_cap: float | None = 1.0,
         population: int | None = 20,
         min_history: int = 0,

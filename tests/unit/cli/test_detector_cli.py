@@ -126,7 +126,7 @@ def test_train_takes_the_calibration_population(files: dict[str, Path]) -> None:
     assert Detector.load(out).trained["calibration_population"] == 6
     default = Detector.load(files["model"])
     assert default.trained["calibration_population"] == 20
-    assert default.trained["calibration_confidence"] == 0.99
+    assert default.trained["calibration_confidence"] == 0.7
 
 
 def test_score_continues_from_history_as_if_scored_in_one_go(files: dict[str, Path]) -> None:
