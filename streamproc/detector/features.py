@@ -105,16 +105,17 @@ Norm = list[float]
 
 #: Version of the ``PrincipalState.to_dict`` layout. Fields added after version 1 say since
 #: when in their metadata; an older state gets their default (``domains``: rebuilt).
-STATE_VERSION = 5
+STATE_VERSION = 6
 
 
 @dataclass(slots=True)
 class PrincipalState:
     """Everything the detector remembers about one principal; JSON-safe via ``to_dict``.
 
-    ``alert_ts``, ``flagged`` and ``scores`` belong to the decision side (cooldown,
-    triggering event ids, a histogram of the principal's own scores) and are kept here so
-    one table entry per principal carries all of it.
+    ``alert_ts``, ``flagged``, ``reported`` and ``scores`` belong to the decision side
+    (cooldown, triggering event ids, the actions the open incident has sent, a histogram of
+    the principal's own scores) and are kept here so one table entry per principal carries
+    all of it.
     """
 
     n: int = 0
@@ -145,6 +146,9 @@ class PrincipalState:
     scores: list[float] = field(default_factory=list)
     group: str = field(default="", metadata={"since": 4})  # peer group (baselines.py)
     phase: int = field(default=-1, metadata={"since": 5})  # hour phase (baselines.phase_of)
+    # RecommendedAction values the open incident has sent (decide.py). Empty in a state from
+    # before version 6: its open incident may then send each action once more, never less.
+    reported: list[str] = field(default_factory=list, metadata={"since": 6})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (numbers, strings, lists, dicts) that ``from_dict`` restores."""
@@ -179,6 +183,12 @@ def _parse_map(m: Any) -> dict[str, list[float]]:
     return {str(k): [float(x) for x in v] for k, v in m.items()}
 
 
+def _parse_strs(xs: Any) -> list[str]:
+    if isinstance(xs, str):  # a bare string would parse as its characters
+        raise TypeError("expected a list of strings")
+    return [str(x) for x in xs]
+
+
 def _parse_flagged(fl: Any) -> list[list[Any]]:
     return [[str(f[0]), int(f[1])] for f in fl]
 
@@ -192,6 +202,7 @@ _COPY: dict[Any, Any] = {
     "dict[str, Norm]": lambda m: {k: list(v) for k, v in m.items()},
     "dict[str, Entry]": lambda m: {k: list(v) for k, v in m.items()},
     "list[float]": list,
+    "list[str]": list,
     "list[list[Any]]": lambda fl: [list(f) for f in fl],
 }
 _PARSE: dict[Any, Any] = {
@@ -201,6 +212,7 @@ _PARSE: dict[Any, Any] = {
     "dict[str, Norm]": _parse_map,
     "dict[str, Entry]": _parse_map,
     "list[float]": lambda xs: [float(x) for x in xs],
+    "list[str]": _parse_strs,
     "list[list[Any]]": _parse_flagged,
 }
 

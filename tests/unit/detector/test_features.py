@@ -194,16 +194,16 @@ def test_time_bin_weekday_and_weekend() -> None:
 def test_version_1_and_2_states_are_migrated() -> None:
     _, st = run(routine(100))
     d = st.to_dict()
-    assert d["v"] == 5 and d["domains"]
+    assert d["v"] == 6 and d["domains"]
     old = {
         k: v
         for k, v in d.items()
-        if k not in ("win", "cusum", "typ_run", "domains", "group", "phase")
+        if k not in ("win", "cusum", "typ_run", "domains", "group", "phase", "reported")
     }
     old["v"] = 1
     restored = PrincipalState.from_dict(old)
     assert restored.n == st.n and restored.cusum == 0.0 and restored.win == 0.0
-    v2 = {k: v for k, v in d.items() if k not in ("domains", "group", "phase")}
+    v2 = {k: v for k, v in d.items() if k not in ("domains", "group", "phase", "reported")}
     v2["v"] = 2
     restored = PrincipalState.from_dict(v2)
     assert restored.cusum == st.cusum
@@ -212,11 +212,13 @@ def test_version_1_and_2_states_are_migrated() -> None:
     for k, e in restored.domains.items():
         assert e[0] == pytest.approx(st.domains[k][0])
     with pytest.raises(DetectorError):
-        PrincipalState.from_dict({**d, "v": 6})
-    with pytest.raises(DetectorError):  # a version-5 state must carry its group and phase
+        PrincipalState.from_dict({**d, "v": 7})
+    with pytest.raises(DetectorError):  # a version-6 state must carry its group and phase
         PrincipalState.from_dict({k: v for k, v in d.items() if k != "phase"})
+    with pytest.raises(DetectorError):  # ... and the actions its open incident sent
+        PrincipalState.from_dict({k: v for k, v in d.items() if k != "reported"})
     # a version-4 state has no hour phase yet: it is derived again at the next event
-    v4 = {k: v for k, v in d.items() if k != "phase"}
+    v4 = {k: v for k, v in d.items() if k not in ("phase", "reported")}
     v4["v"] = 4
     assert PrincipalState.from_dict(v4).phase == -1
 
