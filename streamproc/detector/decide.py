@@ -7,9 +7,20 @@ small histogram in its state: that caps flags from principals whose normal behav
 noisy, at a cost in recall (measured in ``docs/detector.md``), so it is off by default.
 
 A flagged event opens an incident and yields a :class:`Containment` unless the principal had
-another flagged event within ``cooldown_ms`` before it (then it joins the open incident
-silently), so one incident gives one message. Cooldown bookkeeping lives in the principal's
-:class:`PrincipalState`, so it survives a restart together with the features' state.
+another flagged event within ``cooldown_ms`` before it. Then it joins the open incident,
+silently unless it *escalates*: its recommended action is one the incident has not sent yet,
+other than NOTIFY. So a NOTIFY-grade false alarm does not hide a real exfiltration minutes
+later, and an incident that sent SUSPEND_READ and turns to mass DELETEs sends SUSPEND_WRITE.
+Each action is sent at most once per incident: at most ``1 + 3`` messages (the opening one
+and one per kind of suspend/revoke), and a run of same-grade flags gives one.
+
+The cooldown slides (every flag extends the incident). Anchoring it at the first flag would
+repeat a long incident's message every ``cooldown_ms`` (a scraper running for hours would
+page every 30 minutes) and lose the per-incident bound; the harm of a sliding window, a
+chatty principal's marginal flags holding it open indefinitely, is what escalation removes:
+whatever holds it open, a new kind of action gets through. The bookkeeping (``alert_ts``,
+``flagged``, ``reported``) lives in the principal's :class:`PrincipalState`, so it survives a
+restart together with the features' state.
 """
 
 from __future__ import annotations
@@ -240,8 +251,9 @@ class Decider:
         Call it for every event (not only high scores): it keeps the principal's score
         histogram. ``history`` is the number of the principal's events seen before this one
         (default ``state.n - 1``, right for one event at a time); ``age_ms`` is the event's
-        time since the principal's first event (default from ``state``). Updates the cooldown
-        bookkeeping in ``state``; returns a containment for the first flagged event of an incident.
+        time since the principal's first event (default from ``state``). Updates the incident
+        bookkeeping in ``state``; returns a containment for the first flagged event of an
+        incident and for each escalation of it (module docstring).
         """
         if history is None:
             history = state.n - 1
@@ -256,9 +268,15 @@ class Decider:
         recent = [f for f in state.flagged if int(f[1]) >= window_start]
         recent.append([event.event_id, event.ts])
         state.flagged = recent[-self.max_event_ids :]
-        if last_flag >= 0 and event.ts - last_flag < self.cooldown_ms:
-            return None  # part of an incident already reported
+        threshold = self.threshold_for(history, age)
         reasons = self.reasons(event, features)
+        action = self.recommend(event, score, reasons, threshold)
+        if last_flag < 0 or event.ts - last_flag >= self.cooldown_ms:
+            state.reported = [action.value]  # a new incident
+        elif action is RecommendedAction.NOTIFY or action.value in state.reported:
+            return None  # part of an incident already reported at this grade
+        else:
+            state.reported.append(action.value)  # an escalation of the open incident
         digest = hashlib.sha256(
             f"{event.principal}\x00{event.event_id}\x00{self.model_version}".encode()
         ).hexdigest()
@@ -268,9 +286,9 @@ class Decider:
             event_ids=tuple(str(f[0]) for f in state.flagged),
             datasets=(event.dataset,),
             score=float(score),
-            threshold=self.threshold_for(history, age),
+            threshold=threshold,
             reasons=tuple(reasons),
-            action=self.recommend(event, score, reasons, self.threshold_for(history, age)),
+            action=action,
             ts=event.ts,
             model_version=self.model_version,
         )

@@ -7,6 +7,8 @@ from pathlib import Path
 import fastavro
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst  # st: a principal's state in this module
 
 from streamproc.detector.decide import Containment, Decider, RecommendedAction
 from streamproc.detector.events import AccessEvent
@@ -144,3 +146,109 @@ def test_each_evidence_bucket_meets_its_own_threshold() -> None:
     assert not d.is_flagged(0.58, 3, 0) and d.is_flagged(0.58, 20, 30 * day)
     # the same history over a shorter life is a busier principal: the main threshold
     assert d.is_flagged(0.51, 20, day) and not d.is_flagged(0.51, 20, 30 * day)
+
+
+# --- escalation within an open incident ---------------------------------------------------
+
+NOTIFY_SCORE, INCIDENT_SCORE = 0.61, 0.9  # threshold 0.6, suspend margin 0.02
+
+
+def test_a_marginal_false_alarm_does_not_swallow_a_real_incident() -> None:
+    d = decider(cooldown_ms=30 * 60_000)
+    st = mature_state()
+    first = d.decide(ev(1, T0), NOTIFY_SCORE, feats(rows_z=3), st)
+    real = d.decide(ev(2, T0 + 5 * 60_000), INCIDENT_SCORE, feats(rows_z=9), st)
+    assert first is not None and first.action is RecommendedAction.NOTIFY
+    assert real is not None and real.action is RecommendedAction.SUSPEND_READ
+    assert real.containment_id != first.containment_id
+    assert real.event_ids == ("e1", "e2")  # the incident's flagged events so far
+    # the escalation is the incident's: more of it stays silent
+    assert d.decide(ev(3, T0 + 6 * 60_000), INCIDENT_SCORE, feats(rows_z=9), st) is None
+    assert d.decide(ev(4, T0 + 7 * 60_000), NOTIFY_SCORE, feats(), st) is None
+
+
+@pytest.mark.parametrize(
+    ("score", "action"),
+    [(NOTIFY_SCORE, "READ"), (INCIDENT_SCORE, "READ"), (INCIDENT_SCORE, "DELETE")],
+)
+def test_a_run_of_same_grade_flags_gives_one_message(score: float, action: str) -> None:
+    d = decider(cooldown_ms=30 * 60_000)
+    st = mature_state()
+    out = [d.decide(ev(k, T0 + k * 60_000, action), score, feats(), st) for k in range(90)]
+    assert [k for k, c in enumerate(out) if c is not None] == [0]
+
+
+def test_each_new_kind_of_suspension_is_an_escalation_once() -> None:
+    d = decider(cooldown_ms=30 * 60_000)
+    st = mature_state()
+    read = d.decide(ev(1, T0), INCIDENT_SCORE, feats(rows_z=9), st)
+    write = d.decide(ev(2, T0 + 60_000, "DELETE"), INCIDENT_SCORE, feats(action_rare=9), st)
+    assert read is not None and read.action is RecommendedAction.SUSPEND_READ
+    assert write is not None and write.action is RecommendedAction.SUSPEND_WRITE
+    assert d.decide(ev(3, T0 + 2 * 60_000, "DELETE"), INCIDENT_SCORE, feats(), st) is None
+    assert d.decide(ev(4, T0 + 3 * 60_000), INCIDENT_SCORE, feats(rows_z=9), st) is None
+    revoke = d.decide(ev(5, T0 + 4 * 60_000, success=False), INCIDENT_SCORE, feats(), st)
+    assert revoke is not None and revoke.action is RecommendedAction.REVOKE_SESSIONS
+    assert st.reported == ["SUSPEND_READ", "SUSPEND_WRITE", "REVOKE_SESSIONS"]
+    # once the incident has cooled down, the next flag opens a new one at its own grade
+    again = d.decide(ev(6, T0 + 40 * 60_000), NOTIFY_SCORE, feats(), st)
+    assert again is not None and st.reported == ["NOTIFY"] and again.event_ids == ("e6",)
+
+
+_FLAG = hst.tuples(
+    hst.integers(0, 30 * 60_000 - 1),  # gap to the previous flag: within the cooldown
+    hst.floats(0.6, 1.0),  # all flagged at threshold 0.6, NOTIFY below 0.62
+    hst.sampled_from(["READ", "EXPORT", "WRITE", "DELETE", "ADMIN", "LIST"]),
+    hst.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(flags=hst.lists(_FLAG, min_size=1, max_size=40))
+def test_messages_per_incident_are_bounded_by_its_distinct_actions(
+    flags: list[tuple[int, float, str, bool]],
+) -> None:
+    d = decider(cooldown_ms=30 * 60_000)
+    state = mature_state()
+    ts, sent, seen = T0, [], set()
+    for k, (gap, score, action, success) in enumerate(flags):
+        ts += gap
+        e = ev(k, ts, action, success)
+        seen.add(d.recommend(e, score, d.reasons(e, feats()), d.threshold))
+        c = d.decide(e, score, feats(), state)
+        if c is not None:
+            sent.append(c)
+    assert sent and sent[0].event_ids[-1] == "e0"  # the first flag opens the incident
+    assert len(sent) <= 1 + len(seen - {RecommendedAction.NOTIFY})
+    later = [c.action for c in sent[1:]]
+    assert RecommendedAction.NOTIFY not in later and sent[0].action not in later
+    assert len(set(later)) == len(later)  # each action at most once
+    assert {c.action for c in sent} == seen - {RecommendedAction.NOTIFY} | {sent[0].action}
+
+
+def test_actions_sent_survive_json_with_the_incident() -> None:
+    d = decider()
+    state = mature_state()
+    assert d.decide(ev(1, T0), NOTIFY_SCORE, feats(), state) is not None
+    assert d.decide(ev(2, T0 + 60_000), INCIDENT_SCORE, feats(rows_z=9), state) is not None
+    back = PrincipalState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert back.reported == ["NOTIFY", "SUSPEND_READ"]
+    assert d.decide(ev(3, T0 + 2 * 60_000), INCIDENT_SCORE, feats(rows_z=9), back) is None
+    c = d.decide(ev(4, T0 + 3 * 60_000, "DELETE"), INCIDENT_SCORE, feats(), back)
+    assert c is not None and c.action is RecommendedAction.SUSPEND_WRITE
+
+
+def test_a_state_from_before_escalation_loads_and_keeps_its_incident_open() -> None:
+    d = decider()
+    state = mature_state()
+    assert d.decide(ev(1, T0), INCIDENT_SCORE, feats(rows_z=9), state) is not None
+    old = {k: v for k, v in state.to_dict().items() if k != "reported"}
+    old["v"] = 5
+    back = PrincipalState.from_dict(json.loads(json.dumps(old)))
+    assert back.reported == [] and back.alert_ts == T0
+    # still cooling down: a marginal flag joins the incident silently; what it sent before
+    # the upgrade is unknown, so each suspend/revoke may be sent once more, never swallowed
+    assert d.decide(ev(2, T0 + 60_000), NOTIFY_SCORE, feats(), back) is None
+    c = d.decide(ev(3, T0 + 2 * 60_000), INCIDENT_SCORE, feats(rows_z=9), back)
+    assert c is not None and c.action is RecommendedAction.SUSPEND_READ
+    assert d.decide(ev(4, T0 + 3 * 60_000), INCIDENT_SCORE, feats(rows_z=9), back) is None
