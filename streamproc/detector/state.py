@@ -52,8 +52,8 @@ def seed_state(
     The agent's own state wins when it has seen events at least as recent as the model's
     (it is never overwritten by older knowledge). A missing state, or one older than what
     the model was trained on (a lost or restored table), is replaced by a copy of the
-    model's, keeping the agent's decision bookkeeping (cooldown, flagged ids, own scores)
-    so an open incident does not alert twice. Returns ``None`` when neither exists.
+    model's, keeping the agent's decision bookkeeping (cooldown, flagged ids, actions sent,
+    own scores) so an open incident does not alert twice. Returns ``None`` when neither exists.
 
     Only a model state that covers the agent's is a continuation of it: one whose history
     starts after the agent's first event of the principal is another history under the same
@@ -71,9 +71,12 @@ def seed_state(
     seeded = copy_state(from_model)
     if current is None:
         return seeded
+    # the actions sent belong to the incident of the later alert (the agent's on a tie)
+    newer = current if current.alert_ts >= seeded.alert_ts else seeded
     return replace(
         seeded,
         alert_ts=max(current.alert_ts, seeded.alert_ts),
         flagged=[list(f) for f in current.flagged] or seeded.flagged,
+        reported=list(newer.reported),
         scores=list(current.scores) or seeded.scores,
     )

@@ -56,6 +56,17 @@ def test_seed_state_replaces_older_state_but_keeps_the_incident_bookkeeping() ->
     assert got.alert_ts == T0 + 5 and got.flagged == [["e1", T0 + 5]]
 
 
+def test_seed_state_keeps_the_actions_sent_by_the_later_incident() -> None:
+    model, stale = _state(10), _state(3)
+    stale.alert_ts, stale.reported = T0 + 5, ["NOTIFY", "SUSPEND_READ"]
+    got = seed_state(stale, model)
+    assert got is not None and got.reported == ["NOTIFY", "SUSPEND_READ"]
+    assert got.reported is not stale.reported
+    model.alert_ts, model.reported = T0 + 9, ["SUSPEND_WRITE"]  # the model's is later
+    got = seed_state(stale, model)
+    assert got is not None and got.alert_ts == T0 + 9 and got.reported == ["SUSPEND_WRITE"]
+
+
 def test_seed_state_keeps_a_state_the_models_history_does_not_cover() -> None:
     # the model's "p" started a day after the agent's first event of "p": another history
     # under the same name, which must not take over the agent's state however recent it is
