@@ -164,7 +164,7 @@ def _register_score(ds: argparse._SubParsersAction) -> None:
         "--cooldown-min",
         type=float,
         default=30.0,
-        help="minutes without a flag before a principal can alert again",
+        help="minutes without a flag before a principal can alert again at the same grade",
     )
     s.add_argument(
         "--threshold", type=float, default=None, help="override the calibrated threshold"
