@@ -383,10 +383,13 @@ def _evidence_thresholds(
     target_fpr: float,
     threshold: float,
     rng: np.random.Generator,
+    own: Mapping[str, float] | None = None,
 ) -> tuple[tuple[str, float], ...]:
-    """Per evidence bucket, the ``1 - target_fpr`` score quantile of thinned principals'
-    events (never below the main threshold): a principal with a handful of events of its own
-    leans on its group, and its normal scores spread wider than a seasoned one's."""
+    """Per evidence bucket, the threshold ``own`` gives it (:func:`_band_thresholds`), else
+    the ``1 - target_fpr`` score quantile of thinned principals' events (never below the
+    main threshold): a principal with a handful of events of its own leans on its group,
+    and its normal scores spread wider than a seasoned one's."""
+    own = dict(own or {})
     need = 10 / target_fpr
     for copies in (3, 12):  # more copies for a small training population
         thin = _thinned(events, rng, copies)
@@ -400,7 +403,9 @@ def _evidence_thresholds(
     out = []
     for b, name in enumerate(BUCKETS):
         sel = bucket == b
-        if sel.sum() >= need:
+        if name in own:
+            out.append((name, own[name]))
+        elif sel.sum() >= need:
             out.append((name, max(threshold, float(np.quantile(scores[sel], 1.0 - target_fpr)))))
             if b == 0:
                 steps = _stepped(scores[sel], batch.history[sel], 1.0 - target_fpr)
@@ -408,6 +413,52 @@ def _evidence_thresholds(
     if STEP_NAMES[0] not in dict(out):  # too few new events: the steps keep the main one
         out += [(n, threshold) for n in STEP_NAMES]
     return tuple(out)
+
+
+#: principals an activity band needs among the training ones for its own threshold
+MIN_BAND_PRINCIPALS = 10
+#: events (times 1 / target_fpr) an activity band needs for its own threshold
+MIN_BAND_EVENTS = 10.0
+
+
+def _band_thresholds(
+    oof: np.ndarray,
+    who: np.ndarray,
+    bucket: np.ndarray,
+    target_fpr: float,
+    confidence: float,
+    rng: np.random.Generator,
+    *,
+    volume_cap: float | None,
+    population: int | None,
+) -> dict[str, float]:
+    """Thresholds of the activity bands (not the new bucket) that the training population
+    itself fills: :func:`_calibrate` over the out-of-fold scores of the band's events, with
+    no floor. A band needs ``10 / target_fpr`` events of :data:`MIN_BAND_PRINCIPALS`
+    principals; the others are left to thinned copies (:func:`_evidence_thresholds`).
+
+    Quiet principals' normal scores do not spread like busy ones': on the office tuning
+    traces one threshold for all bands flagged the <= 2 band at twice the rate of the 2-10
+    band (docs/detector.md, "Calibration per evidence")."""
+    out: dict[str, float] = {}
+    for b in range(1, len(BUCKETS)):
+        sel = bucket == b
+        if sel.sum() < MIN_BAND_EVENTS / target_fpr:
+            continue
+        names, idx = np.unique(who[sel], return_inverse=True)
+        if len(names) < MIN_BAND_PRINCIPALS:
+            continue
+        out[BUCKETS[b]] = _calibrate(
+            oof[sel],
+            idx,
+            len(names),
+            target_fpr,
+            confidence,
+            rng,
+            volume_cap=volume_cap,
+            population=population,
+        )
+    return out
 
 
 def _principal_folds(
@@ -588,8 +639,18 @@ class Detector:
             volume_cap=volume_cap,
             population=population,
         )
+        bands = _band_thresholds(
+            oof,
+            who,
+            evidence_bucket(batch.history[mature], batch.age_ms[mature]),
+            target_fpr,
+            confidence,
+            rng,
+            volume_cap=volume_cap,
+            population=population,
+        )
         evidence = _evidence_thresholds(
-            events, fc, baselines, forest, tail, p, target_fpr, threshold, rng
+            events, fc, baselines, forest, tail, p, target_fpr, threshold, rng, bands
         )
         trained = _trained_info(events, p, len(mature), folds) | {
             "calibration_confidence": confidence,

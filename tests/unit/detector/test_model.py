@@ -25,7 +25,9 @@ from streamproc.detector.model import (
     STEP_NAMES,
     Detector,
     ForestParams,
+    MIN_BAND_PRINCIPALS,
     _background_box,
+    _band_thresholds,
     _calibrate,
     _stepped,
     bucket_of,
@@ -295,6 +297,51 @@ def test_evidence_thresholds_are_calibrated_and_persisted(
     assert Decider.from_detector(small_detector).evidence_thresholds == tuple(sorted(ev))
     # an explicit threshold replaces every calibrated one
     assert Decider.from_detector(small_detector, threshold=0.7).evidence_thresholds == ()
+
+
+def _bands(n_events: int, n_principals: int, spread: float, seed: int) -> tuple[Any, Any]:
+    rng = np.random.default_rng(seed)
+    return (
+        0.45 + spread * rng.standard_normal(n_events),
+        rng.integers(0, n_principals, size=n_events),
+    )
+
+
+def test_band_thresholds_follow_each_bands_own_tail() -> None:
+    """A band the training population fills gets the quantile of its own out-of-fold scores,
+    without a floor: a quiet band whose scores scatter widely a higher threshold, a busy one
+    whose scores are tight a lower one than any shared threshold could give both."""
+    quiet, q_who = _bands(3000, 40, 0.04, 1)
+    busy, b_who = _bands(20000, 60, 0.01, 2)
+    idle, i_who = _bands(900, 30, 0.04, 3)  # too few events (10 / target = 1,000)
+    few, f_who = _bands(5000, MIN_BAND_PRINCIPALS - 1, 0.04, 4)  # too few principals
+    cases = {"<=2": (quiet, q_who), "2-10": (busy, b_who)}
+    for absent, case in (("2-10", (idle, i_who)), (">10", (few, f_who))):
+        got = _band_thresholds(
+            np.concatenate([cases["<=2"][0], case[0]]),
+            np.concatenate([cases["<=2"][1], case[1] + 100]),
+            np.array([1] * len(quiet) + [BUCKETS.index(absent)] * len(case[0])),
+            0.01,
+            0.7,
+            np.random.default_rng(0),
+            volume_cap=1.0,
+            population=20,
+        )
+        assert absent not in got and "<=2" in got
+    scores = np.concatenate([quiet, busy])
+    who = np.concatenate([q_who, b_who + 100])
+    bucket = np.array([1] * len(quiet) + [2] * len(busy))
+    got = _band_thresholds(
+        scores, who, bucket, 0.01, 0.7, np.random.default_rng(0), volume_cap=1.0, population=20
+    )
+    assert set(got) == {"<=2", "2-10"}
+    for name, (s, _) in cases.items():
+        own = float(np.quantile(s, 0.99))
+        # the bootstrap's confidence lifts it a little above the point quantile, never below
+        assert own <= got[name] <= own + float(np.std(s)), name
+        # each band's realized flag rate on its own scores honours the target, 0.5-1x
+        assert 0.005 <= float((s >= got[name]).mean()) <= 0.01, name
+    assert got["2-10"] < float(np.quantile(scores, 0.99)) < got["<=2"]
 
 
 def test_a_format_4_model_is_refused_with_a_hint_to_retrain(tmp_path: Path) -> None:
