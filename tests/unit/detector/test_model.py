@@ -21,11 +21,11 @@ from streamproc.detector.features import (
 )
 from streamproc.detector.model import (
     BUCKETS,
+    MIN_BAND_PRINCIPALS,
     NEW_STEPS,
     STEP_NAMES,
     Detector,
     ForestParams,
-    MIN_BAND_PRINCIPALS,
     _background_box,
     _band_thresholds,
     _calibrate,
