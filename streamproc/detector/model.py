@@ -15,7 +15,7 @@ import copy
 import hashlib
 import json
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -426,15 +426,12 @@ def _band_thresholds(
     who: np.ndarray,
     bucket: np.ndarray,
     target_fpr: float,
-    confidence: float,
-    rng: np.random.Generator,
-    *,
-    volume_cap: float | None,
-    population: int | None,
+    calibrate: Callable[[np.ndarray, np.ndarray, int], float],
 ) -> dict[str, float]:
     """Thresholds of the activity bands (not the new bucket) that the training population
-    itself fills: :func:`_calibrate` over the out-of-fold scores of the band's events, with
-    no floor. A band needs ``10 / target_fpr`` events of :data:`MIN_BAND_PRINCIPALS`
+    itself fills: ``calibrate`` (the main threshold's :func:`_calibrate`, given scores,
+    principal indices and their count) over the out-of-fold scores of the band's events,
+    with no floor. A band needs ``10 / target_fpr`` events of :data:`MIN_BAND_PRINCIPALS`
     principals; the others are left to thinned copies (:func:`_evidence_thresholds`).
 
     Quiet principals' normal scores do not spread like busy ones': on the office tuning
@@ -448,16 +445,7 @@ def _band_thresholds(
         names, idx = np.unique(who[sel], return_inverse=True)
         if len(names) < MIN_BAND_PRINCIPALS:
             continue
-        out[BUCKETS[b]] = _calibrate(
-            oof[sel],
-            idx,
-            len(names),
-            target_fpr,
-            confidence,
-            rng,
-            volume_cap=volume_cap,
-            population=population,
-        )
+        out[BUCKETS[b]] = calibrate(oof[sel], idx, len(names))
     return out
 
 
@@ -629,26 +617,22 @@ class Detector:
         for k in range(folds):
             held = ev_fold == k
             oof[held] += CompiledForest(_fit(X_fit[~held], p)).score(X_fit[held])
-        threshold = _calibrate(
-            oof,
-            who,
-            len(names),
-            target_fpr,
-            confidence,
-            rng,
-            volume_cap=volume_cap,
-            population=population,
-        )
-        bands = _band_thresholds(
-            oof,
-            who,
-            evidence_bucket(batch.history[mature], batch.age_ms[mature]),
-            target_fpr,
-            confidence,
-            rng,
-            volume_cap=volume_cap,
-            population=population,
-        )
+
+        def calibrate(scores: np.ndarray, principal: np.ndarray, n: int) -> float:
+            return _calibrate(
+                scores,
+                principal,
+                n,
+                target_fpr,
+                confidence,
+                rng,
+                volume_cap=volume_cap,
+                population=population,
+            )
+
+        threshold = calibrate(oof, who, len(names))
+        bucket = evidence_bucket(batch.history[mature], batch.age_ms[mature])
+        bands = _band_thresholds(oof, who, bucket, target_fpr, calibrate)
         evidence = _evidence_thresholds(
             events, fc, baselines, forest, tail, p, target_fpr, threshold, rng, bands
         )

@@ -307,6 +307,11 @@ def _bands(n_events: int, n_principals: int, spread: float, seed: int) -> tuple[
     )
 
 
+def _calibrate_at(confidence: float) -> Callable[[Any, Any, int], float]:
+    rng = np.random.default_rng(0)
+    return lambda s, w, n: _calibrate(s, w, n, 0.01, confidence, rng, volume_cap=1.0, population=20)
+
+
 def test_band_thresholds_follow_each_bands_own_tail() -> None:
     """A band the training population fills gets the quantile of its own out-of-fold scores,
     without a floor: a quiet band whose scores scatter widely a higher threshold, a busy one
@@ -322,18 +327,13 @@ def test_band_thresholds_follow_each_bands_own_tail() -> None:
             np.concatenate([cases["<=2"][1], case[1] + 100]),
             np.array([1] * len(quiet) + [BUCKETS.index(absent)] * len(case[0])),
             0.01,
-            0.7,
-            np.random.default_rng(0),
-            volume_cap=1.0,
-            population=20,
+            _calibrate_at(0.7),
         )
         assert absent not in got and "<=2" in got
     scores = np.concatenate([quiet, busy])
     who = np.concatenate([q_who, b_who + 100])
     bucket = np.array([1] * len(quiet) + [2] * len(busy))
-    got = _band_thresholds(
-        scores, who, bucket, 0.01, 0.7, np.random.default_rng(0), volume_cap=1.0, population=20
-    )
+    got = _band_thresholds(scores, who, bucket, 0.01, _calibrate_at(0.7))
     assert set(got) == {"<=2", "2-10"}
     for name, (s, _) in cases.items():
         own = float(np.quantile(s, 0.99))
