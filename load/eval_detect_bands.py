@@ -160,6 +160,8 @@ def evaluate(
     ``det`` None: train on the trace's own history (``detector train`` on the days before
     deployment, then score from the end-of-training state, as the issue's user did)."""
     if det is None:
+        if recalibrate:
+            raise ValueError("a model trained on the trace's own history is not recalibrated")
         kw: dict[str, Any] = {"groups": roles(tr)} if declared else {}
         if confidence is not None:
             kw["confidence"] = confidence
