@@ -5,7 +5,8 @@ binding is planned. What the Faust worker needs was measured on the secured loca
 (``tests/integration/security``): READ on its source topics and on its consumer group (= app
 id); WRITE on every topic it produces to; CREATE on the output topics its agents declare
 (sink, dead letter: Faust's ``maybe_declare`` asks CreateTopics even when the topic exists,
-and Kafka checks CREATE before answering "already exists"); CREATE, READ and WRITE on topics
+and Kafka checks CREATE before answering "already exists"; the audit topic likewise, which
+the audit log creates at start when the trail is on); CREATE, READ and WRITE on topics
 prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
 (:mod:`streamproc.runtime.detecthot`) uses the same: group ``<app_id>``, its state topic
 ``<app_id>-<topology>-principals-changelog`` (the Faust table's changelog). An idempotent
@@ -135,8 +136,12 @@ def _outputs(w: str, roles: TopicRoles) -> list[Binding]:
         out += _allow(w, "TOPIC", t, ["READ"])
     for t in (*roles.sanitized, *roles.containment, *roles.dead_letter):
         out += _allow(w, "TOPIC", t, ["WRITE", "CREATE"])
-    for t in (*roles.lineage, *roles.audit):
+    for t in roles.lineage:
         out += _allow(w, "TOPIC", t, ["WRITE"])
+    for t in roles.audit:
+        # CREATE too: the audit log creates its topic at start if absent (audit.sinks), and
+        # Kafka checks CREATE before answering "already exists".
+        out += _allow(w, "TOPIC", t, ["WRITE", "CREATE"])
     return out
 
 

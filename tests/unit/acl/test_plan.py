@@ -77,6 +77,9 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
         assert ("WRITE", "TOPIC", t, "LITERAL") in worker
     for t in ("streamproc.lineage", "streamproc.audit"):
         assert ("WRITE", "TOPIC", t, "LITERAL") in worker
+    # The audit log creates its topic at start (CREATE is checked before "already exists").
+    assert ("CREATE", "TOPIC", "streamproc.audit", "LITERAL") in worker
+    assert ("CREATE", "TOPIC", "streamproc.lineage", "LITERAL") not in worker
     # Never: the worker writing raw, or reading what it writes; nobody but it reads raw.
     assert ("WRITE", "TOPIC", "customers.raw", "LITERAL") not in worker
     assert ("READ", "TOPIC", "customers.clean", "LITERAL") not in worker
@@ -204,6 +207,7 @@ def test_detect_worker_gets_the_detect_topologies_only(tmp_path: Path) -> None:
         ("WRITE", "TOPIC", "access.dlq", "LITERAL"),
         ("CREATE", "TOPIC", "access.dlq", "LITERAL"),
         ("WRITE", "TOPIC", "streamproc.audit", "LITERAL"),
+        ("CREATE", "TOPIC", "streamproc.audit", "LITERAL"),
         ("READ", "GROUP", "det", "LITERAL"),
         # Its state topic by name (the hot path's and the agent table's changelog), no prefix.
         *(
