@@ -6,7 +6,7 @@ worker:                              # the streamproc worker (Faust)
   app_ids: [streamproc]              # Faust app id = consumer group; internal topics "<id>-..."
 detect_worker:                       # optional: runs the detect topologies under its own name
   principal: User:streamproc-detect
-  app_ids: [streamproc-detect]       # then the worker above runs the sanitize topologies only
+  app_ids: [detector]                # not "<worker app id>-...": the worker holds that prefix
 producers:                           # write their raw topics only
   - principal: User:crm-export
     topics: [customers.raw]
@@ -159,10 +159,15 @@ def load_principals(path: str | Path) -> Principals:
 
     worker = worker_of("worker", "streamproc")
     detect_worker = (
-        worker_of("detect_worker", "streamproc-detect")
-        if data.get("detect_worker") is not None
-        else None
+        worker_of("detect_worker", "detector") if data.get("detect_worker") is not None else None
     )
+    for i, app_id in enumerate(detect_worker.app_ids if detect_worker else ()):
+        # The worker holds "<app id>-" prefixed topics: it would reach the detector's state.
+        if any(app_id == a or app_id.startswith(f"{a}-") for a in worker.app_ids):
+            raise d.err(
+                f"detect_worker.app_ids[{i}]",
+                "must differ from the worker's app ids and not start with '<worker app id>-'",
+            )
 
     producers = []
     for i, item in enumerate(d.items(data.get("producers"), "producers")):

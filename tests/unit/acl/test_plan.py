@@ -233,6 +233,8 @@ def test_detect_worker_gets_the_detect_topologies_only(tmp_path: Path) -> None:
         ({"principal": "Group:x"}, "detect_worker.principal"),
         ({"principal": "d", "app_ids": []}, "detect_worker.app_ids"),
         ({"principal": "d", "group": "x"}, "detect_worker.group"),
+        ({"principal": "d", "app_ids": ["streamproc"]}, "detect_worker.app_ids[0]"),
+        ({"principal": "d", "app_ids": ["x", "streamproc-det"]}, "detect_worker.app_ids[1]"),
     ],
 )
 def test_detect_worker_errors_name_file_and_key(tmp_path: Path, detect_worker, key) -> None:  # type: ignore[no-untyped-def]
