@@ -5,20 +5,28 @@ binding is planned. What the Faust worker needs was measured on the secured loca
 (``tests/integration/security``): READ on its source topics and on its consumer group (= app
 id); WRITE on every topic it produces to; CREATE on the output topics its agents declare
 (sink, dead letter: Faust's ``maybe_declare`` asks CreateTopics even when the topic exists,
-and Kafka checks CREATE before answering "already exists"); CREATE, READ and WRITE on topics
+and Kafka checks CREATE before answering "already exists"; the audit topic likewise, which
+the audit log creates at start when the trail is on); CREATE, READ and WRITE on topics
 prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
 (:mod:`streamproc.runtime.detecthot`) uses the same: group ``<app_id>``, its state topic
 ``<app_id>-<topology>-principals-changelog`` (the Faust table's changelog). An idempotent
 producer needs no cluster IDEMPOTENT_WRITE on Kafka 3.x: WRITE on a topic suffices.
+
+With a ``detect_worker`` in the principals file, the detect topologies' bindings go to that
+principal instead, and narrower: its state topics are literal (the hot path and the agent
+create and use ``<app_id>-<topology>-principals-changelog`` only), no ``-sanitize`` group, no
+transactional id (the detect engines do not use transactions). So a detector's credentials
+never read a raw topic of a sanitize topology, nor write a sanitized one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streamproc.acl.bindings import Binding, PatternKind, ResourceKind
-from streamproc.acl.principals import Principals
+from streamproc.acl.principals import Principals, Worker
 from streamproc.config.topology import Topology
 from streamproc.errors import AclError
 
@@ -84,21 +92,13 @@ def plan_acls(topologies: Sequence[Topology], principals: Principals) -> AclPlan
     err_path = principals.path
     out: list[Binding] = []
 
-    w = principals.worker.principal
-    for t in roles.raw:
-        out += _allow(w, "TOPIC", t, ["READ"])
-    for t in (*roles.sanitized, *roles.containment, *roles.dead_letter):
-        out += _allow(w, "TOPIC", t, ["WRITE", "CREATE"])
-    for t in (*roles.lineage, *roles.audit):
-        out += _allow(w, "TOPIC", t, ["WRITE"])
-    for app_id in principals.worker.app_ids:
-        out += _allow(w, "GROUP", app_id, ["READ"])
-        # The sanitize hot path's own group (streamproc.runtime.hotapp.hot_path_group).
-        out += _allow(w, "GROUP", f"{app_id}-sanitize", ["READ"])
-        out += _allow(w, "TOPIC", f"{app_id}-", ["CREATE", "READ", "WRITE"], "PREFIXED")
-        if roles.exactly_once:
-            # The hot path's transactional id is "<app_id>-<instance>" (WRITE implies DESCRIBE).
-            out += _allow(w, "TRANSACTIONAL_ID", f"{app_id}-", ["WRITE"], "PREFIXED")
+    dw = principals.detect_worker
+    detect = [t for t in topologies if t.kind == "detect"]
+    worker_topologies = [t for t in topologies if dw is None or t.kind != "detect"]
+    if worker_topologies:
+        out += _worker_bindings(principals.worker, TopicRoles.of(worker_topologies))
+    if dw is not None and detect:
+        out += _detect_worker_bindings(dw, detect)
 
     for i, prod in enumerate(principals.producers):
         for j, t in enumerate(prod.topics):
@@ -127,3 +127,46 @@ def plan_acls(topologies: Sequence[Topology], principals: Principals) -> AclPlan
         out += _allow(oc.principal, "GROUP", oc.group_prefix, ["READ"], "PREFIXED")
 
     return AclPlan(frozenset(out), principals.managed())
+
+
+def _outputs(w: str, roles: TopicRoles) -> list[Binding]:
+    """READ on the sources, WRITE (and CREATE, declared at start) on the outputs."""
+    out: list[Binding] = []
+    for t in roles.raw:
+        out += _allow(w, "TOPIC", t, ["READ"])
+    for t in (*roles.sanitized, *roles.containment, *roles.dead_letter):
+        out += _allow(w, "TOPIC", t, ["WRITE", "CREATE"])
+    for t in roles.lineage:
+        out += _allow(w, "TOPIC", t, ["WRITE"])
+    for t in roles.audit:
+        # CREATE too: the audit log creates its topic at start if absent (audit.sinks), and
+        # Kafka checks CREATE before answering "already exists".
+        out += _allow(w, "TOPIC", t, ["WRITE", "CREATE"])
+    return out
+
+
+def _worker_bindings(worker: Worker, roles: TopicRoles) -> list[Binding]:
+    w = worker.principal
+    out = _outputs(w, roles)
+    for app_id in worker.app_ids:
+        out += _allow(w, "GROUP", app_id, ["READ"])
+        # The sanitize hot path's own group (streamproc.runtime.hotapp.hot_path_group).
+        out += _allow(w, "GROUP", f"{app_id}-sanitize", ["READ"])
+        out += _allow(w, "TOPIC", f"{app_id}-", ["CREATE", "READ", "WRITE"], "PREFIXED")
+        if roles.exactly_once:
+            # The hot path's transactional id is "<app_id>-<instance>" (WRITE implies DESCRIBE).
+            out += _allow(w, "TRANSACTIONAL_ID", f"{app_id}-", ["WRITE"], "PREFIXED")
+    return out
+
+
+def _detect_worker_bindings(worker: Worker, detect: Sequence[Topology]) -> list[Binding]:
+    w = worker.principal
+    # No lineage: only sanitize flows emit lineage events (streamproc.runtime.wiring).
+    out = _outputs(w, dataclasses.replace(TopicRoles.of(detect), lineage=()))
+    for app_id in worker.app_ids:
+        out += _allow(w, "GROUP", app_id, ["READ"])
+        for t in detect:
+            # streamproc.runtime.detecthot.state_topic_name (the agent's table changelog).
+            state = f"{app_id}-{t.name}-principals-changelog"
+            out += _allow(w, "TOPIC", state, ["CREATE", "READ", "WRITE"])
+    return out

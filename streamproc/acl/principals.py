@@ -4,6 +4,9 @@
 worker:                              # the streamproc worker (Faust)
   principal: User:streamproc
   app_ids: [streamproc]              # Faust app id = consumer group; internal topics "<id>-..."
+detect_worker:                       # optional: runs the detect topologies under its own name
+  principal: User:streamproc-detect
+  app_ids: [detector]                # not "<worker app id>-...": the worker holds that prefix
 producers:                           # write their raw topics only
   - principal: User:crm-export
     topics: [customers.raw]
@@ -36,7 +39,7 @@ from streamproc.errors import AclError
 _PRINCIPAL = re.compile(r"User:[A-Za-z0-9_.@=+/\-]{1,200}")
 _TOPIC = re.compile(r"[A-Za-z0-9._\-]{1,249}")
 _GROUP_PREFIX = re.compile(r"[A-Za-z0-9._\-]{1,200}")
-_KEYS = {"worker", "producers", "training_consumers", "on_call", "retired"}
+_KEYS = {"worker", "detect_worker", "producers", "training_consumers", "on_call", "retired"}
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,14 @@ class Principals:
     training_consumers: tuple[Reader, ...] = ()
     on_call: tuple[Reader, ...] = ()
     retired: tuple[str, ...] = ()
+    detect_worker: Worker | None = None  # None: the worker runs the detect topologies too
 
     def declared(self) -> frozenset[str]:
         """Every principal with a role (the ones whose ALLOW bindings ``acl apply`` manages)."""
         return frozenset(
             [
                 self.worker.principal,
+                *([self.detect_worker.principal] if self.detect_worker else []),
                 *(p.principal for p in self.producers),
                 *(c.principal for c in self.training_consumers),
                 *(o.principal for o in self.on_call),
@@ -143,11 +148,26 @@ def load_principals(path: str | Path) -> Principals:
     data = read_yaml_mapping(p, "principals", AclError)
     d.mapping(data, "", _KEYS, {"worker"})
 
-    w = d.mapping(data["worker"], "worker", {"principal", "app_ids"}, {"principal"})
-    worker = Worker(
-        principal=d.principal(w["principal"], "worker.principal"),
-        app_ids=d.names(w.get("app_ids", ["streamproc"]), "worker.app_ids", _TOPIC, "app id"),
+    def worker_of(role: str, default_app_id: str) -> Worker:
+        w = d.mapping(data[role], role, {"principal", "app_ids"}, {"principal"})
+        return Worker(
+            principal=d.principal(w["principal"], f"{role}.principal"),
+            app_ids=d.names(
+                w.get("app_ids", [default_app_id]), f"{role}.app_ids", _TOPIC, "app id"
+            ),
+        )
+
+    worker = worker_of("worker", "streamproc")
+    detect_worker = (
+        worker_of("detect_worker", "detector") if data.get("detect_worker") is not None else None
     )
+    for i, app_id in enumerate(detect_worker.app_ids if detect_worker else ()):
+        # The worker holds "<app id>-" prefixed topics: it would reach the detector's state.
+        if any(app_id == a or app_id.startswith(f"{a}-") for a in worker.app_ids):
+            raise d.err(
+                f"detect_worker.app_ids[{i}]",
+                "must differ from the worker's app ids and not start with '<worker app id>-'",
+            )
 
     producers = []
     for i, item in enumerate(d.items(data.get("producers"), "producers")):
@@ -190,6 +210,7 @@ def load_principals(path: str | Path) -> Principals:
     # One role per principal: least privilege is only legible if roles do not add up.
     seen: dict[str, str] = {worker.principal: "worker.principal"}
     roles = [
+        *([("detect_worker.principal", detect_worker.principal)] if detect_worker else []),
         *((f"producers[{i}].principal", x.principal) for i, x in enumerate(producers)),
         *((f"training_consumers[{i}].principal", x.principal) for i, x in enumerate(training)),
         *((f"on_call[{i}].principal", x.principal) for i, x in enumerate(on_call)),
@@ -199,4 +220,4 @@ def load_principals(path: str | Path) -> Principals:
         if principal in seen:
             raise d.err(key, f"{principal} is already declared at '{seen[principal]}'")
         seen[principal] = key
-    return Principals(p, worker, tuple(producers), training, on_call, retired)
+    return Principals(p, worker, tuple(producers), training, on_call, retired, detect_worker)

@@ -59,7 +59,10 @@ def make_enforcer(topology: Topology, settings: Settings, audit: AuditLog | None
             log.warning("--enforce: %s is not a topology; its topics are not denied", path)
     protected: list[str] = []
     if principals_file.is_file():
-        protected.append(load_principals(principals_file).worker.principal)
+        declared = load_principals(principals_file)
+        protected.append(declared.worker.principal)
+        if declared.detect_worker is not None:
+            protected.append(declared.detect_worker.principal)
     if settings.sasl_username:
         protected.append(settings.sasl_username)
     return Enforcer.from_settings(

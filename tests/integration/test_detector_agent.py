@@ -405,6 +405,49 @@ def test_switching_engines_keeps_the_state(
     assert f"{len({e['principal'] for e in first})} principal states read" in hot.log_text()
 
 
+def test_switching_from_hotpath_to_agent_keeps_the_state(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # The other direction: the hot path runs the first days, the Faust agent the rest, on one
+    # app id. The agent's table recovers from the state topic the hot path wrote (its own
+    # changelog) and the agent's consumer continues from the hot path's committed offsets.
+    trace = with_events(scenario.normal, scenario.exfil)
+    cut = night_of(trace, 7, 12.0)
+    first = [e for e in trace if e["ts"] < cut]
+    source = make_topic("access.events", PARTITIONS)
+    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
+    topo = write_topology(tmp_path, scenario, source, sink, dlq)
+    app_id = f"det-switch-back-{source}"
+    args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
+    hot = worker_factory(*args, name="hotpath")
+    # One record no state can skip: dead-lettered again if the agent re-read from the start.
+    produce(kafka_bootstrap, source, [b"\x00garbage"], keys=[first[0]["principal"].encode()])
+    produce_events(kafka_bootstrap, source, first)
+    wait_consumed(kafka_bootstrap, app_id, source)
+    assert hot.stop() == 0
+    name = f"access-{source[-6:]}"
+    counts_first = Counter(e["principal"] for e in first)
+    states = _changelog_states(kafka_bootstrap, app_id, name)
+    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts_first)
+    assert _committed(kafka_bootstrap, app_id, source) == len(first) + 1
+
+    agent = worker_factory(*args, "--engine", "agent", name="agent")
+    produce_events(kafka_bootstrap, source, trace[len(first) :])
+    wait_consumed(kafka_bootstrap, app_id, source)
+
+    expected = offline(topo, trace)
+    got = containments(kafka_bootstrap, sink, len(expected))
+    assert scenario.victim in {c["principal"] for c in got}
+    assert sorted(c["containment_id"] for c in got) == expected
+    # No principal started blind and no event was scored twice or skipped: each state
+    # counts every one of its principal's events exactly once.
+    counts = Counter(e["principal"] for e in trace)
+    states = _changelog_states(kafka_bootstrap, app_id, name)
+    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+    assert "unreadable; starting it over" not in agent.log_text()
+    assert len(drain(kafka_bootstrap, dlq, timeout=10, idle=2)) == 1
+
+
 def test_a_model_change_is_recorded_in_the_audit_trail(
     kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
 ) -> None:

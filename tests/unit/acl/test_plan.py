@@ -77,6 +77,9 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
         assert ("WRITE", "TOPIC", t, "LITERAL") in worker
     for t in ("streamproc.lineage", "streamproc.audit"):
         assert ("WRITE", "TOPIC", t, "LITERAL") in worker
+    # The audit log creates its topic at start (CREATE is checked before "already exists").
+    assert ("CREATE", "TOPIC", "streamproc.audit", "LITERAL") in worker
+    assert ("CREATE", "TOPIC", "streamproc.lineage", "LITERAL") not in worker
     # Never: the worker writing raw, or reading what it writes; nobody but it reads raw.
     assert ("WRITE", "TOPIC", "customers.raw", "LITERAL") not in worker
     assert ("READ", "TOPIC", "customers.clean", "LITERAL") not in worker
@@ -191,3 +194,49 @@ def test_containment_denies_read_and_write_on_data_topics() -> None:
     }
     assert len(denied) == 2 * len(topics)
     assert kafka_principal("User:alice") == "User:alice"
+
+
+def test_detect_worker_gets_the_detect_topologies_only(tmp_path: Path) -> None:
+    doc = {**GOOD, "detect_worker": {"principal": "User:detect", "app_ids": ["det"]}}
+    plan = plan_for(tmp_path, doc)
+    name = TOPOLOGIES[1].name
+    assert ops(plan, "User:detect") == {
+        ("READ", "TOPIC", "access.events", "LITERAL"),
+        ("WRITE", "TOPIC", "access.containment", "LITERAL"),
+        ("CREATE", "TOPIC", "access.containment", "LITERAL"),
+        ("WRITE", "TOPIC", "access.dlq", "LITERAL"),
+        ("CREATE", "TOPIC", "access.dlq", "LITERAL"),
+        ("WRITE", "TOPIC", "streamproc.audit", "LITERAL"),
+        ("CREATE", "TOPIC", "streamproc.audit", "LITERAL"),
+        ("READ", "GROUP", "det", "LITERAL"),
+        # Its state topic by name (the hot path's and the agent table's changelog), no prefix.
+        *(
+            (op, "TOPIC", f"det-{name}-principals-changelog", "LITERAL")
+            for op in ("CREATE", "READ", "WRITE")
+        ),
+    }
+    # The worker keeps the sanitize topologies and loses the detect ones.
+    worker = ops(plan, "User:streamproc")
+    assert ("READ", "TOPIC", "customers.raw", "LITERAL") in worker
+    assert not {b for b in worker if b[2].startswith("access.")}
+    assert plan.managed >= {"User:detect", "User:streamproc"}
+    # Without one, the worker holds the detect bindings as before.
+    assert ("READ", "TOPIC", "access.events", "LITERAL") in ops(
+        plan_for(tmp_path, GOOD), "User:streamproc"
+    )
+
+
+@pytest.mark.parametrize(
+    ("detect_worker", "key"),
+    [
+        ({"principal": "User:streamproc"}, "detect_worker.principal"),
+        ({"principal": "Group:x"}, "detect_worker.principal"),
+        ({"principal": "d", "app_ids": []}, "detect_worker.app_ids"),
+        ({"principal": "d", "group": "x"}, "detect_worker.group"),
+        ({"principal": "d", "app_ids": ["streamproc"]}, "detect_worker.app_ids[0]"),
+        ({"principal": "d", "app_ids": ["x", "streamproc-det"]}, "detect_worker.app_ids[1]"),
+    ],
+)
+def test_detect_worker_errors_name_file_and_key(tmp_path: Path, detect_worker, key) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AclError, match=rf"principals.yaml: key '{re.escape(key)}'"):
+        load_principals(write(tmp_path, {**GOOD, "detect_worker": detect_worker}))

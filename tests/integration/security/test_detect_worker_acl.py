@@ -1,0 +1,139 @@
+"""The detect worker as its own least-privilege principal on the secured broker.
+
+A ``detect_worker`` in the principals file, the plan's bindings applied and nothing else:
+the worker (without ``--enforce``, audit trail on) consumes the access topic over SASL_SSL +
+SCRAM, keeps its state topic and writes a containment message for a staged exfiltration
+and its audit entries; with the same credentials, a raw topic of a sanitize topology and
+any topic outside its plan are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+
+from streamproc.acl import apply_plan, load_principals, plan_acls
+from streamproc.audit.signing import write_keypair
+from streamproc.config.topology import load_topology
+from streamproc.testing.access import with_events
+from tests.integration.security.conftest import (
+    ADMIN,
+    SecureCluster,
+    produce_one,
+    read_one,
+)
+from tests.integration.security.test_enforce_from_detector import (
+    _produce_trace,
+    containments_secure,
+)
+from tests.integration.test_detector_agent import (
+    PARTITIONS,
+    ROOT,
+    Scenario,
+    write_topology,
+)
+from tests.integration.test_detector_agent import scenario as scenario
+from tests.integration.workers import WorkerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _committed(conf: dict, group: str, topic: str) -> int:
+    c = Consumer({**conf, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("engine", ["hotpath", "agent"])
+def test_detect_worker_runs_with_only_its_planned_acls(
+    secure_cluster: SecureCluster, tmp_path: Path, scenario: Scenario, unique: str, engine: str
+) -> None:
+    c = secure_cluster
+    u = f"{unique}{engine[0]}"
+    raw, clean, dlq = f"cust-{u}.raw", f"cust-{u}.clean", f"cust-{u}.dlq"
+    events, sink, adlq = (f"access-{u}.{x}" for x in ("events", "containment", "dlq"))
+    audit, other = f"audit-{u}", f"other-{u}"
+    c.create_topics(raw, clean, dlq, audit, other)
+    c.create_topics(events, sink, adlq, partitions=PARTITIONS)
+    assert produce_one({"bootstrap.servers": c.internal}, raw, b"raw-row") is None
+    folder = tmp_path / "topologies"
+    folder.mkdir()
+    (folder / "customers.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": f"customers-{u}",
+                "source": {"topic": raw, "schema": str(ROOT / "schemas" / "customer_profile.avsc")},
+                "sink": {"topic": clean},
+                "dead_letter": {"topic": dlq},
+                "audit_topic": audit,
+            }
+        )
+    )
+    access = write_topology(folder, scenario, events, sink, adlq, threshold=scenario.page_threshold)
+    doc = yaml.safe_load(access.read_text())
+    access.write_text(yaml.safe_dump({**doc, "audit_topic": audit}))
+    detect, app_id = f"detect-{u}", f"det-{u}"
+    principals = folder / "principals.yaml"
+    principals.write_text(
+        yaml.safe_dump(
+            {
+                "worker": {"principal": f"User:worker-{u}", "app_ids": [f"app-{u}"]},
+                "detect_worker": {"principal": f"User:{detect}", "app_ids": [app_id]},
+            }
+        )
+    )
+    plan = plan_acls(
+        [load_topology(folder / "customers.yaml"), load_topology(access)],
+        load_principals(principals),
+    )
+    apply_plan(c.admin(), plan)
+    c.add_user(detect)
+
+    # The audit trail on, to the topology's audit topic (the one the plan grants).
+    write_keypair(tmp_path / "audit.pem", tmp_path / "audit.pub")
+    env = {
+        **c.env(detect, tls=True),
+        "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
+        "STREAMPROC_AUDIT_TOPIC": audit,
+    }
+    worker = WorkerProcess(
+        [
+            *("--topology", str(access)),
+            *("--keyring", str(scenario.keyring)),
+            *("--app-id", app_id),
+            *("--engine", engine),
+        ],
+        log_path=tmp_path / "worker.log",
+        bootstrap=env.pop("STREAMPROC_BROKER"),
+        data_dir=tmp_path / "data",
+        env=env,
+    )
+    worker.start(wait_ready=90)
+    admin_conf = c.config(ADMIN)
+    trace = with_events(scenario.normal, scenario.exfil)
+    try:
+        _produce_trace(admin_conf, events, trace)
+        got = containments_secure(admin_conf, sink)
+        assert [m["principal"] for m in got] == [scenario.victim], worker.log_text()[-3000:]
+    finally:
+        assert worker.stop() == 0, worker.log_text()[-3000:]
+    log = worker.log_text()
+    assert "AuthorizationFailed" not in log and "AUTHORIZATION_FAILED" not in log, log[-3000:]
+    assert c.password(detect) not in log
+    assert _committed(admin_conf, app_id, events) == len(trace)
+    assert read_one(admin_conf, audit, f"audit-reader-{u}")[0] == "message"
+
+    # The same credentials outside the plan: refused. (The worker has left its group, so
+    # these consumers can use it without joining a live one.)
+    conf = c.config(detect, tls=True)
+    assert read_one(conf, raw, app_id) == ("error", "TOPIC_AUTHORIZATION_FAILED")
+    assert read_one(conf, events, f"not-{app_id}") == ("error", "GROUP_AUTHORIZATION_FAILED")
+    for topic in (clean, raw, events, other):
+        assert produce_one(conf, topic) == "TOPIC_AUTHORIZATION_FAILED", topic
+    assert produce_one(conf, sink) is None
