@@ -6,8 +6,9 @@ binding is planned. What the Faust worker needs was measured on the secured loca
 id); WRITE on every topic it produces to; CREATE on the output topics its agents declare
 (sink, dead letter: Faust's ``maybe_declare`` asks CreateTopics even when the topic exists,
 and Kafka checks CREATE before answering "already exists"; the audit topic likewise, which
-the audit log creates at start when the trail is on); CREATE, READ and WRITE on topics
-prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
+the audit log creates at start when the trail is on; besides the topologies' audit topics, each
+app id's default trail ``streamproc.audit.<app_id>``, which on-call reads); CREATE, READ and
+WRITE on topics prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
 (:mod:`streamproc.runtime.detecthot`) uses the same: group ``<app_id>``, its state topic
 ``<app_id>-<topology>-principals-changelog`` (the Faust table's changelog). An idempotent
 producer needs no cluster IDEMPOTENT_WRITE on Kafka 3.x: WRITE on a topic suffices.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from streamproc.acl.bindings import Binding, PatternKind, ResourceKind
 from streamproc.acl.principals import Principals, Worker
+from streamproc.audit import trail_topic
 from streamproc.config.topology import Topology
 from streamproc.errors import AclError
 
@@ -121,8 +123,13 @@ def plan_acls(topologies: Sequence[Topology], principals: Principals) -> AclPlan
             out += _allow(cons.principal, "TOPIC", t, ["READ"])
         out += _allow(cons.principal, "GROUP", cons.group_prefix, ["READ"], "PREFIXED")
 
+    # The workers' default trails (streamproc.audit.trail_topic), beside the topologies'
+    # audit topics (for a deployment that sets STREAMPROC_AUDIT_TOPIC to one of those).
+    trails = [trail_topic(a) for a in principals.worker.app_ids]
+    if dw is not None and detect:
+        trails += [trail_topic(a) for a in dw.app_ids]
     for oc in principals.on_call:
-        for t in (*roles.containment, *roles.audit):
+        for t in (*roles.containment, *roles.audit, *trails):
             out += _allow(oc.principal, "TOPIC", t, ["READ"])
         out += _allow(oc.principal, "GROUP", oc.group_prefix, ["READ"], "PREFIXED")
 
@@ -150,6 +157,7 @@ def _worker_bindings(worker: Worker, roles: TopicRoles) -> list[Binding]:
     out = _outputs(w, roles)
     for app_id in worker.app_ids:
         out += _allow(w, "GROUP", app_id, ["READ"])
+        out += _allow(w, "TOPIC", trail_topic(app_id), ["WRITE", "CREATE"])
         # The sanitize hot path's own group (streamproc.runtime.hotapp.hot_path_group).
         out += _allow(w, "GROUP", f"{app_id}-sanitize", ["READ"])
         out += _allow(w, "TOPIC", f"{app_id}-", ["CREATE", "READ", "WRITE"], "PREFIXED")
@@ -165,6 +173,7 @@ def _detect_worker_bindings(worker: Worker, detect: Sequence[Topology]) -> list[
     out = _outputs(w, dataclasses.replace(TopicRoles.of(detect), lineage=()))
     for app_id in worker.app_ids:
         out += _allow(w, "GROUP", app_id, ["READ"])
+        out += _allow(w, "TOPIC", trail_topic(app_id), ["WRITE", "CREATE"])
         for t in detect:
             # streamproc.runtime.detecthot.state_topic_name (the agent's table changelog).
             state = f"{app_id}-{t.name}-principals-changelog"

@@ -21,6 +21,7 @@ from streamproc.audit.sinks import (
     create_audit_topic,
     read_file,
     read_topic,
+    trail_topic,
 )
 from streamproc.audit.verify import Finding, FindingKind, Report, verify_records
 
@@ -42,6 +43,7 @@ __all__ = [
     "key_id",
     "read_file",
     "read_topic",
+    "trail_topic",
     "verify_records",
     "write_keypair",
 ]

@@ -157,6 +157,12 @@ AUDIT_TOPIC_CONFIG = {
 """An audit topic keeps everything: retention would cut the start of the chain."""
 
 
+def trail_topic(app_id: str) -> str:
+    """A worker's default audit topic (``STREAMPROC_AUDIT_TOPIC`` unset): one per app id,
+    since a trail has one writer (its hash chain and sequence numbers are that writer's)."""
+    return f"streamproc.audit.{app_id}"
+
+
 def create_audit_topic(client_config: dict[str, Any], topic: str, *, replication: int = 1) -> bool:
     """Create the single-partition audit topic if absent; True if it was created."""
 

@@ -23,6 +23,7 @@ from streamproc.audit import (
     FileSink,
     KafkaSink,
     create_audit_topic,
+    trail_topic,
 )
 from streamproc.config.settings import Settings
 from streamproc.config.topology import Topology, load_topology
@@ -55,7 +56,7 @@ def open_audit(settings: Settings, app_id: str) -> AuditLog | None:
     if settings.audit_file is not None:
         sink = FileSink(settings.audit_file)
     else:
-        topic = settings.audit_topic or f"streamproc.audit.{app_id}"
+        topic = settings.audit_topic or trail_topic(app_id)
         conf = settings.kafka_config()
         create_audit_topic(conf, topic)
         sink = KafkaSink(topic, conf)

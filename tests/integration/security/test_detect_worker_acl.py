@@ -16,6 +16,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from streamproc.acl import apply_plan, load_principals, plan_acls
+from streamproc.audit import trail_topic
 from streamproc.audit.signing import write_keypair
 from streamproc.config.topology import load_topology
 from streamproc.testing.access import with_events
@@ -95,12 +96,12 @@ def test_detect_worker_runs_with_only_its_planned_acls(
     apply_plan(c.admin(), plan)
     c.add_user(detect)
 
-    # The audit trail on, to the topology's audit topic (the one the plan grants).
+    # The audit trail on, to the worker's default trail (streamproc.audit.<app id>, absent
+    # until the worker creates it: the plan grants CREATE and WRITE on it).
     write_keypair(tmp_path / "audit.pem", tmp_path / "audit.pub")
     env = {
         **c.env(detect, tls=True),
         "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
-        "STREAMPROC_AUDIT_TOPIC": audit,
     }
     worker = WorkerProcess(
         [
@@ -127,7 +128,7 @@ def test_detect_worker_runs_with_only_its_planned_acls(
     assert "AuthorizationFailed" not in log and "AUTHORIZATION_FAILED" not in log, log[-3000:]
     assert c.password(detect) not in log
     assert _committed(admin_conf, app_id, events) == len(trace)
-    assert read_one(admin_conf, audit, f"audit-reader-{u}")[0] == "message"
+    assert read_one(admin_conf, trail_topic(app_id), f"audit-reader-{u}")[0] == "message"
 
     # The same credentials outside the plan: refused. (The worker has left its group, so
     # these consumers can use it without joining a live one.)

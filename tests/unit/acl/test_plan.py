@@ -65,6 +65,8 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
     assert ops(plan, "User:oncall") == {
         ("READ", "TOPIC", "access.containment", "LITERAL"),
         ("READ", "TOPIC", "streamproc.audit", "LITERAL"),
+        # the worker's default trail (streamproc.audit.trail_topic of its app id)
+        ("READ", "TOPIC", "streamproc.audit.streamproc", "LITERAL"),
         ("READ", "GROUP", "oncall-", "PREFIXED"),
     }
     worker = ops(plan, "User:streamproc")
@@ -80,6 +82,9 @@ def test_least_privilege_per_role(tmp_path: Path) -> None:
     # The audit log creates its topic at start (CREATE is checked before "already exists").
     assert ("CREATE", "TOPIC", "streamproc.audit", "LITERAL") in worker
     assert ("CREATE", "TOPIC", "streamproc.lineage", "LITERAL") not in worker
+    # ... and writes its trail to streamproc.audit.<app id> unless told otherwise
+    for op in ("WRITE", "CREATE"):
+        assert (op, "TOPIC", "streamproc.audit.streamproc", "LITERAL") in worker
     # Never: the worker writing raw, or reading what it writes; nobody but it reads raw.
     assert ("WRITE", "TOPIC", "customers.raw", "LITERAL") not in worker
     assert ("READ", "TOPIC", "customers.clean", "LITERAL") not in worker
@@ -208,6 +213,9 @@ def test_detect_worker_gets_the_detect_topologies_only(tmp_path: Path) -> None:
         ("CREATE", "TOPIC", "access.dlq", "LITERAL"),
         ("WRITE", "TOPIC", "streamproc.audit", "LITERAL"),
         ("CREATE", "TOPIC", "streamproc.audit", "LITERAL"),
+        # its own default trail (streamproc.audit.trail_topic), which on-call reads
+        ("WRITE", "TOPIC", "streamproc.audit.det", "LITERAL"),
+        ("CREATE", "TOPIC", "streamproc.audit.det", "LITERAL"),
         ("READ", "GROUP", "det", "LITERAL"),
         # Its state topic by name (the hot path's and the agent table's changelog), no prefix.
         *(
@@ -220,6 +228,7 @@ def test_detect_worker_gets_the_detect_topologies_only(tmp_path: Path) -> None:
     assert ("READ", "TOPIC", "customers.raw", "LITERAL") in worker
     assert not {b for b in worker if b[2].startswith("access.")}
     assert plan.managed >= {"User:detect", "User:streamproc"}
+    assert ("READ", "TOPIC", "streamproc.audit.det", "LITERAL") in ops(plan, "User:oncall")
     # Without one, the worker holds the detect bindings as before.
     assert ("READ", "TOPIC", "access.events", "LITERAL") in ops(
         plan_for(tmp_path, GOOD), "User:streamproc"
