@@ -245,6 +245,7 @@ class Decider:
         *,
         history: int | None = None,
         age_ms: int | None = None,
+        reasons: Sequence[Reason] | None = None,
     ) -> Containment | None:
         """Decide on ``event`` whose features were just folded into ``state`` (its principal's).
 
@@ -253,7 +254,8 @@ class Decider:
         (default ``state.n - 1``, right for one event at a time); ``age_ms`` is the event's
         time since the principal's first event (default from ``state``). Updates the incident
         bookkeeping in ``state``; returns a containment for the first flagged event of an
-        incident and for each escalation of it (module docstring).
+        incident and for each escalation of it (module docstring). ``reasons``: the event's,
+        if the caller has them already (:meth:`reasons`; computed here otherwise).
         """
         if history is None:
             history = state.n - 1
@@ -269,7 +271,8 @@ class Decider:
         recent.append([event.event_id, event.ts])
         state.flagged = recent[-self.max_event_ids :]
         threshold = self.threshold_for(history, age)
-        reasons = self.reasons(event, features)
+        if reasons is None:
+            reasons = self.reasons(event, features)
         action = self.recommend(event, score, reasons, threshold)
         if last_flag < 0 or event.ts - last_flag >= self.cooldown_ms:
             state.reported = [action.value]  # a new incident

@@ -79,8 +79,9 @@ class Scorer:
             cont = None
             reasons: tuple[Reason, ...] = ()
             if flagged:
-                cont = decider.decide(ev, s, X[i], st, history=h, age_ms=a)
-                reasons = cont.reasons if cont is not None else tuple(decider.reasons(ev, X[i]))
+                # one explanation per flagged event: the decision needs it for the action
+                reasons = tuple(decider.reasons(ev, X[i]))
+                cont = decider.decide(ev, s, X[i], st, history=h, age_ms=a, reasons=reasons)
             else:
                 decider.observe(st, s, h, a)
             if not flagged and explain_all:
