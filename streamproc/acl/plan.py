@@ -6,12 +6,13 @@ binding is planned. What the Faust worker needs was measured on the secured loca
 id); WRITE on every topic it produces to; CREATE on the output topics its agents declare
 (sink, dead letter: Faust's ``maybe_declare`` asks CreateTopics even when the topic exists,
 and Kafka checks CREATE before answering "already exists"; the audit topic likewise, which
-the audit log creates at start when the trail is on; besides the topologies' audit topics, each
-app id's default trail ``streamproc.audit.<app_id>``, which on-call reads); CREATE, READ and
-WRITE on topics prefixed ``<app_id>-`` (table changelogs, repartition and leader topics). The detect hot path
-(:mod:`streamproc.runtime.detecthot`) uses the same: group ``<app_id>``, its state topic
-``<app_id>-<topology>-principals-changelog`` (the Faust table's changelog). An idempotent
-producer needs no cluster IDEMPOTENT_WRITE on Kafka 3.x: WRITE on a topic suffices.
+the audit log creates at start when the trail is on; besides the topologies' audit topics,
+each app id's default trail ``streamproc.audit.<app_id>``, which on-call reads); CREATE,
+READ and WRITE on topics prefixed ``<app_id>-`` (table changelogs, repartition and leader
+topics). The detect hot path (:mod:`streamproc.runtime.detecthot`) uses the same: group
+``<app_id>``, its state topic ``<app_id>-<topology>-principals-changelog`` (the Faust
+table's changelog). An idempotent producer needs no cluster IDEMPOTENT_WRITE on Kafka 3.x:
+WRITE on a topic suffices.
 
 With a ``detect_worker`` in the principals file, the detect topologies' bindings go to that
 principal instead, and narrower: its state topics are literal (the hot path and the agent
