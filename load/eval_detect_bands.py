@@ -12,8 +12,9 @@ Seeds: training uses seed 1000 (access) / 2000 (office); tuning looked at seeds 
 both generators and, since format 5 reported them, 1-3 and 41-43; the held-out seeds of the
 hour-phase change were 71-73, those of format 6 (joint novelty) 91-93, those of format 7
 (new bucket by history step) 111-113, and 131-133 a second held-out set of format 7 (run
-once, with and without ``--declared``); all of them are tuning data since
-(docs/detector.md, "Evaluation"). Pick new held-out seeds for the next change.
+once, with and without ``--declared``); 151-153 and 171-173 those of the calibration
+confidence (``--own``), 191-193 those of the per-band calibration; all of them are tuning
+data since (docs/detector.md, "Evaluation"). Pick new held-out seeds for the next change.
 ``--recalibrate`` first calibrates the model on each trace's own history
 (``Detector.recalibrated``, ``detector calibrate``). A principal of the training trace is
 never carried into an evaluated one (names and dates repeat across seeds).
@@ -70,6 +71,15 @@ TUNING_SEEDS = (
     131,
     132,
     133,
+    151,
+    152,
+    153,
+    171,
+    172,
+    173,
+    191,
+    192,
+    193,
 )
 
 
