@@ -11,9 +11,18 @@ the left child + 1): one step of the walk is then ``child[node] + went_right``, 
 fewer than choosing between separate left and right arrays (about 1.5x faster). Scores equal
 sklearn's for finite features, which is all the feature extractor produces (a NaN would go
 left at every split; sklearn applies its own missing-value rule).
+
+A batch of ``APPLY_MIN_ROWS`` rows or more goes through each tree's own compiled
+``Tree.apply`` instead (scikit-learn's Cython walk, the one ``score_samples`` uses), and sums
+the precomputed path length of each leaf: about 9 us per tree per call, so slower than the
+numpy walk for a few rows, about 2x faster for a fetch of a thousand (docs/benchmarks.md,
+"Forest walk"). ``score_samples`` itself is slower on both: it also builds each tree's
+decision path to count depths, which the leaf table makes unnecessary.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -21,6 +30,8 @@ from sklearn.ensemble import IsolationForest
 from streamproc.errors import DetectorError
 
 _CHUNK = 256
+#: batches of at least this many rows use scikit-learn's per-tree ``Tree.apply``
+APPLY_MIN_ROWS = 256
 
 
 def average_path_length(n: np.ndarray) -> np.ndarray:
@@ -45,6 +56,7 @@ class CompiledForest:
         except AttributeError:
             raise DetectorError("isolation forest is not fitted") from None
         feat, thr, left, right, value, roots = [], [], [], [], [], []
+        self._trees: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
         offset = 0
         depth = 0
         for est, cols in zip(estimators, features, strict=True):
@@ -57,13 +69,18 @@ class CompiledForest:
             if len(cols) != n_features or not np.array_equal(cols, np.arange(n_features)):
                 f = np.asarray(cols)[f]
             node_depth = t.compute_node_depths()  # root = 1
+            leaf_value = np.where(
+                is_leaf, node_depth - 1.0 + average_path_length(t.n_node_samples), 0.0
+            )
+            subset = None
+            if len(cols) != n_features or not np.array_equal(cols, np.arange(n_features)):
+                subset = np.asarray(cols, dtype=np.intp)
+            self._trees.append((t, leaf_value, subset))
             feat.append(f)
             thr.append(np.where(is_leaf, np.inf, t.threshold))
             left.append(np.where(is_leaf, idx, t.children_left) + offset)
             right.append(np.where(is_leaf, idx, t.children_right) + offset)
-            value.append(
-                np.where(is_leaf, node_depth - 1.0 + average_path_length(t.n_node_samples), 0.0)
-            )
+            value.append(leaf_value)
             roots.append(offset)
             offset += n
             depth = max(depth, int(t.max_depth))
@@ -115,6 +132,10 @@ class CompiledForest:
             )
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
+        if self._norm == 0.0:
+            return np.ones(X.shape[0], dtype=np.float64)
+        if X.shape[0] >= APPLY_MIN_ROWS:
+            return np.asarray(2.0 ** (-self._apply_depths(X) / self._norm), dtype=np.float64)
         # Walk at most _CHUNK rows at a time: the (rows x trees) temporaries of one level then
         # stay in cache (a 1024-row batch in one piece is about a third slower per row).
         depth_sum = np.concatenate(
@@ -123,6 +144,14 @@ class CompiledForest:
                 for i in range(0, X.shape[0], _CHUNK)
             ]
         )
-        if self._norm == 0.0:
-            return np.ones(X.shape[0], dtype=np.float64)
         return np.asarray(2.0 ** (-depth_sum / self._norm), dtype=np.float64)
+
+    def _apply_depths(self, X: np.ndarray) -> np.ndarray:
+        """Sum over trees of each row's path length, by scikit-learn's ``Tree.apply``."""
+        # sklearn's trees walk float32 features (C-contiguous), as in the numpy walk
+        Xf = np.ascontiguousarray(X, dtype=np.float32)
+        depth_sum = np.zeros(Xf.shape[0], dtype=np.float64)
+        for tree, leaf_value, subset in self._trees:
+            rows = Xf if subset is None else np.ascontiguousarray(Xf[:, subset])
+            depth_sum += leaf_value[tree.apply(rows)]
+        return depth_sum

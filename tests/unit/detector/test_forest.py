@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from streamproc.detector.forest import CompiledForest, average_path_length
+from streamproc.detector.forest import APPLY_MIN_ROWS, CompiledForest, average_path_length
 from streamproc.errors import DetectorError
 
 
@@ -17,6 +17,24 @@ def test_compiled_scores_equal_sklearn(max_features: float, max_samples: int) ->
     ).fit(X)
     Y = np.vstack([rng.normal(size=(300, 6)) * 2, X[:50]])
     np.testing.assert_allclose(CompiledForest(f).score(Y), -f.score_samples(Y), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.5])
+def test_both_walks_give_sklearns_scores(max_features: float) -> None:
+    """A large batch goes through sklearn's per-tree ``Tree.apply``, a small one through the
+    numpy walk: both equal ``-score_samples`` row by row, so a row's score does not depend on
+    the size of the fetch it arrived in."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(1000, 5))
+    f = IsolationForest(n_estimators=40, max_features=max_features, random_state=2).fit(X)
+    cf = CompiledForest(f)
+    Y = np.vstack([rng.standard_t(2, size=(3 * APPLY_MIN_ROWS, 5)) * 3, X[:40]])
+    whole = cf.score(Y)  # one batch: Tree.apply
+    small = APPLY_MIN_ROWS // 4
+    pieces = np.concatenate([cf.score(Y[i : i + small]) for i in range(0, len(Y), small)])
+    expected = -f.score_samples(Y)
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-12)
 
 
 def test_single_row_and_empty_batch() -> None:
