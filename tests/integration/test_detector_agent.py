@@ -373,36 +373,74 @@ def test_kill9_mid_trace_keeps_state_effectively_once(
     assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
 
 
-def test_switching_engines_keeps_the_state(
-    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
-) -> None:
-    # The Faust agent runs the first days, the hot path the rest, on one app id: the hot
-    # path reads the agent's changelog and continues from its committed offsets, so the
-    # containments are the reference's (a clean stop leaves nothing to re-deliver).
+@dataclass(frozen=True)
+class _Switch:
+    """One app id run by two engines in turn: the first days of the trace, then the rest."""
+
+    bootstrap: str
+    trace: list[dict[str, Any]]
+    first: list[dict[str, Any]]  # the events before the cut, for the first engine
+    source: str
+    sink: str
+    dlq: str
+    topo: Path
+    app_id: str
+    args: tuple[str, ...]  # the worker arguments both engines share
+
+    @property
+    def state_name(self) -> str:
+        return f"access-{self.source[-6:]}"
+
+    def feed_first(self, worker: Any) -> None:
+        """The first days to the first engine, consumed, then a clean stop."""
+        produce_events(self.bootstrap, self.source, self.first)
+        wait_consumed(self.bootstrap, self.app_id, self.source)
+        assert worker.stop() == 0
+
+    def feed_rest(self) -> list[dict[str, Any]]:
+        """The rest to the second engine; the containments are the reference's and every
+        state counts each of its principal's events once. Returns the containments."""
+        produce_events(self.bootstrap, self.source, self.trace[len(self.first) :])
+        wait_consumed(self.bootstrap, self.app_id, self.source)
+        expected = offline(self.topo, self.trace)
+        got = containments(self.bootstrap, self.sink, len(expected))
+        assert sorted(c["containment_id"] for c in got) == expected
+        counts = Counter(e["principal"] for e in self.trace)
+        states = _changelog_states(self.bootstrap, self.app_id, self.state_name)
+        assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
+        return got
+
+
+def _switch(
+    kafka_bootstrap: str, make_topic: Any, tmp_path: Path, scenario: Scenario, app: str
+) -> _Switch:
+    """Topics, topology and worker arguments for an engine switch on app id ``app-<source>``,
+    the trace cut at noon of day 7."""
     trace = with_events(scenario.normal, scenario.exfil)
     cut = night_of(trace, 7, 12.0)
     first = [e for e in trace if e["ts"] < cut]
     source = make_topic("access.events", PARTITIONS)
     sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
     topo = write_topology(tmp_path, scenario, source, sink, dlq)
-    app_id = f"det-switch-{source}"
+    app_id = f"{app}-{source}"
     args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
-    agent = worker_factory(*args, "--engine", "agent", name="agent")
-    produce_events(kafka_bootstrap, source, first)
-    wait_consumed(kafka_bootstrap, app_id, source)
-    assert agent.stop() == 0
-    hot = worker_factory(*args, name="hotpath")
-    hot.wait_for("principal states read", timeout=60)
-    produce_events(kafka_bootstrap, source, trace[len(first) :])
-    wait_consumed(kafka_bootstrap, app_id, source)
+    return _Switch(kafka_bootstrap, trace, first, source, sink, dlq, topo, app_id, args)
 
-    expected = offline(topo, trace)
-    got = containments(kafka_bootstrap, sink, len(expected))
-    assert sorted(c["containment_id"] for c in got) == expected
-    counts = Counter(e["principal"] for e in trace)
-    states = _changelog_states(kafka_bootstrap, app_id, f"access-{source[-6:]}")
-    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
-    assert f"{len({e['principal'] for e in first})} principal states read" in hot.log_text()
+
+def test_switching_engines_keeps_the_state(
+    kafka_bootstrap: str, make_topic: Any, worker_factory: Any, tmp_path: Path, scenario: Scenario
+) -> None:
+    # The Faust agent runs the first days, the hot path the rest, on one app id: the hot
+    # path reads the agent's changelog and continues from its committed offsets, so the
+    # containments are the reference's (a clean stop leaves nothing to re-deliver).
+    sw = _switch(kafka_bootstrap, make_topic, tmp_path, scenario, "det-switch")
+    agent = worker_factory(*sw.args, "--engine", "agent", name="agent")
+    sw.feed_first(agent)
+    hot = worker_factory(*sw.args, name="hotpath")
+    hot.wait_for("principal states read", timeout=60)
+    sw.feed_rest()
+
+    assert f"{len({e['principal'] for e in sw.first})} principal states read" in hot.log_text()
 
 
 def test_switching_from_hotpath_to_agent_keeps_the_state(
@@ -411,41 +449,23 @@ def test_switching_from_hotpath_to_agent_keeps_the_state(
     # The other direction: the hot path runs the first days, the Faust agent the rest, on one
     # app id. The agent's table recovers from the state topic the hot path wrote (its own
     # changelog) and the agent's consumer continues from the hot path's committed offsets.
-    trace = with_events(scenario.normal, scenario.exfil)
-    cut = night_of(trace, 7, 12.0)
-    first = [e for e in trace if e["ts"] < cut]
-    source = make_topic("access.events", PARTITIONS)
-    sink, dlq = make_topic("access.containment", PARTITIONS), make_topic("access.dlq", PARTITIONS)
-    topo = write_topology(tmp_path, scenario, source, sink, dlq)
-    app_id = f"det-switch-back-{source}"
-    args = ("--topology", str(topo), "--keyring", str(scenario.keyring), "--app-id", app_id)
-    hot = worker_factory(*args, name="hotpath")
+    sw = _switch(kafka_bootstrap, make_topic, tmp_path, scenario, "det-switch-back")
+    hot = worker_factory(*sw.args, name="hotpath")
     # One record no state can skip: dead-lettered again if the agent re-read from the start.
-    produce(kafka_bootstrap, source, [b"\x00garbage"], keys=[first[0]["principal"].encode()])
-    produce_events(kafka_bootstrap, source, first)
-    wait_consumed(kafka_bootstrap, app_id, source)
-    assert hot.stop() == 0
-    name = f"access-{source[-6:]}"
-    counts_first = Counter(e["principal"] for e in first)
-    states = _changelog_states(kafka_bootstrap, app_id, name)
+    produce(kafka_bootstrap, sw.source, [b"\x00garbage"], keys=[sw.first[0]["principal"].encode()])
+    sw.feed_first(hot)
+    counts_first = Counter(e["principal"] for e in sw.first)
+    states = _changelog_states(kafka_bootstrap, sw.app_id, sw.state_name)
     assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts_first)
-    assert _committed(kafka_bootstrap, app_id, source) == len(first) + 1
+    assert _committed(kafka_bootstrap, sw.app_id, sw.source) == len(sw.first) + 1
 
-    agent = worker_factory(*args, "--engine", "agent", name="agent")
-    produce_events(kafka_bootstrap, source, trace[len(first) :])
-    wait_consumed(kafka_bootstrap, app_id, source)
-
-    expected = offline(topo, trace)
-    got = containments(kafka_bootstrap, sink, len(expected))
+    agent = worker_factory(*sw.args, "--engine", "agent", name="agent")
+    # No principal started blind and no event was scored twice or skipped: feed_rest checks
+    # that each state counts every one of its principal's events exactly once.
+    got = sw.feed_rest()
     assert scenario.victim in {c["principal"] for c in got}
-    assert sorted(c["containment_id"] for c in got) == expected
-    # No principal started blind and no event was scored twice or skipped: each state
-    # counts every one of its principal's events exactly once.
-    counts = Counter(e["principal"] for e in trace)
-    states = _changelog_states(kafka_bootstrap, app_id, name)
-    assert {p: s["state"]["n"] for p, s in states.items()} == dict(counts)
     assert "unreadable; starting it over" not in agent.log_text()
-    assert len(drain(kafka_bootstrap, dlq, timeout=10, idle=2)) == 1
+    assert len(drain(kafka_bootstrap, sw.dlq, timeout=10, idle=2)) == 1
 
 
 def test_a_model_change_is_recorded_in_the_audit_trail(
