@@ -16,11 +16,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.integration.security.certs import Pki, make_pki
+from tests.integration.workers import WorkerProcess
+
+if TYPE_CHECKING:
+    from tests.integration.test_detector_agent import Scenario
 
 HOST = "127.0.0.1"
 INTERNAL, CONTROLLER, SASL, TLS = 19092, 19093, 19094, 19095
@@ -274,6 +278,95 @@ def make_deployment(cluster: SecureCluster, folder: Path) -> Deployment:
     for user in (d.worker, d.producer, d.trainer, d.oncall):
         cluster.add_user(user)
     return d
+
+
+@dataclass(frozen=True)
+class DetectDeployment:
+    """A sanitize topology and a detect topology with their topics, names unique to a test."""
+
+    folder: Path
+    customers: Path
+    access: Path
+    raw: str
+    clean: str
+    dlq: str
+    events: str
+    sink: str
+    adlq: str
+
+
+def make_detect_deployment(
+    cluster: SecureCluster,
+    folder: Path,
+    scenario: Scenario,
+    u: str,
+    *topics: str,
+    **customers: Any,
+) -> DetectDeployment:
+    """Write ``customers.yaml`` (sanitize; ``customers`` are extra keys of it) and the detect
+    topology of ``scenario`` under ``folder``; create their topics and ``topics``. No ACLs."""
+    import yaml
+
+    from tests.integration.test_detector_agent import PARTITIONS, write_topology
+
+    raw, clean, dlq = f"cust-{u}.raw", f"cust-{u}.clean", f"cust-{u}.dlq"
+    events, sink, adlq = (f"access-{u}.{x}" for x in ("events", "containment", "dlq"))
+    cluster.create_topics(raw, clean, dlq, *topics)
+    cluster.create_topics(events, sink, adlq, partitions=PARTITIONS)
+    folder.mkdir()
+    (folder / "customers.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": f"customers-{u}",
+                "source": {"topic": raw, "schema": str(ROOT / "schemas" / "customer_profile.avsc")},
+                "sink": {"topic": clean},
+                "dead_letter": {"topic": dlq},
+                **customers,
+            }
+        )
+    )
+    access = write_topology(folder, scenario, events, sink, adlq, threshold=scenario.page_threshold)
+    return DetectDeployment(
+        folder, folder / "customers.yaml", access, raw, clean, dlq, events, sink, adlq
+    )
+
+
+@pytest.fixture
+def secure_worker(
+    secure_cluster: SecureCluster, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a real ``streamproc worker`` as a SCRAM user over SASL_SSL (hostname verified),
+    its log and data under ``tmp_path``; every one is stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def make(
+        user: str,
+        topology: Path,
+        keyring: Path,
+        app_id: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wait_ready: float = 60.0,
+    ) -> WorkerProcess:
+        conf = {**secure_cluster.env(user, tls=True), **(env or {})}
+        w = WorkerProcess(
+            [
+                *("--topology", str(topology)),
+                *("--keyring", str(keyring)),
+                *("--app-id", app_id),
+                *args,
+            ],
+            log_path=tmp_path / "worker.log",
+            bootstrap=conf.pop("STREAMPROC_BROKER"),
+            data_dir=tmp_path / "data",
+            env=conf,
+        )
+        started.append(w)
+        return w.start(wait_ready=wait_ready)
+
+    yield make
+    for w in started:
+        w.stop()
 
 
 def read_one(conf: dict, topic: str, group: str, timeout: float = 20.0) -> tuple[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.integration.security.conftest import (
     produce_one,
     read_one,
 )
+from tests.integration.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +127,10 @@ def test_plan_cli_prints_every_binding(dep: Deployment, capsys: pytest.CaptureFi
 
 
 def test_worker_sanitizes_as_scram_user_over_tls(
-    secure_cluster: SecureCluster, dep: Deployment, tmp_path: Path
+    secure_cluster: SecureCluster,
+    secure_worker: Callable[..., WorkerProcess],
+    dep: Deployment,
+    tmp_path: Path,
 ) -> None:
     """A real ``streamproc worker`` (Faust/aiokafka) with only the planned ACLs, over
     SASL_SSL + SCRAM-SHA-512 with hostname verification."""
@@ -133,25 +138,12 @@ def test_worker_sanitizes_as_scram_user_over_tls(
     from streamproc.policy import compile_plan
     from streamproc.testing.customers import customer_records, single_object
     from tests.integration.security.conftest import ROOT, consumer_of, poll_until
-    from tests.integration.workers import WorkerProcess
 
     keyring_path = tmp_path / "keyring.json"
     keyring = Keyring.generate()
     keyring.save(keyring_path)
     schema = compile_plan(ROOT / "schemas" / "customer_profile.avsc", keyring).source_schema
-    env = secure_cluster.env(dep.worker, tls=True)
-    worker = WorkerProcess(
-        [
-            *("--topology", str(dep.topologies[0])),
-            *("--keyring", str(keyring_path)),
-            *("--app-id", dep.app_id),
-        ],
-        log_path=tmp_path / "worker.log",
-        bootstrap=env.pop("STREAMPROC_BROKER"),
-        data_dir=tmp_path / "data",
-        env=env,
-    )
-    worker.start(wait_ready=60)
+    worker = secure_worker(dep.worker, dep.topologies[0], keyring_path, dep.app_id)
     try:
         from confluent_kafka import Producer
 

@@ -9,6 +9,7 @@ any topic outside its plan are refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from streamproc.testing.access import with_events
 from tests.integration.security.conftest import (
     ADMIN,
     SecureCluster,
+    make_detect_deployment,
     produce_one,
     read_one,
 )
@@ -30,12 +32,7 @@ from tests.integration.security.test_enforce_from_detector import (
     _produce_trace,
     containments_secure,
 )
-from tests.integration.test_detector_agent import (
-    PARTITIONS,
-    ROOT,
-    Scenario,
-    write_topology,
-)
+from tests.integration.test_detector_agent import PARTITIONS, Scenario
 from tests.integration.test_detector_agent import scenario as scenario
 from tests.integration.workers import WorkerProcess
 
@@ -53,34 +50,25 @@ def _committed(conf: dict, group: str, topic: str) -> int:
 
 @pytest.mark.parametrize("engine", ["hotpath", "agent"])
 def test_detect_worker_runs_with_only_its_planned_acls(
-    secure_cluster: SecureCluster, tmp_path: Path, scenario: Scenario, unique: str, engine: str
+    secure_cluster: SecureCluster,
+    secure_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    scenario: Scenario,
+    unique: str,
+    engine: str,
 ) -> None:
     c = secure_cluster
     u = f"{unique}{engine[0]}"
-    raw, clean, dlq = f"cust-{u}.raw", f"cust-{u}.clean", f"cust-{u}.dlq"
-    events, sink, adlq = (f"access-{u}.{x}" for x in ("events", "containment", "dlq"))
     audit, other = f"audit-{u}", f"other-{u}"
-    c.create_topics(raw, clean, dlq, audit, other)
-    c.create_topics(events, sink, adlq, partitions=PARTITIONS)
-    assert produce_one({"bootstrap.servers": c.internal}, raw, b"raw-row") is None
-    folder = tmp_path / "topologies"
-    folder.mkdir()
-    (folder / "customers.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "name": f"customers-{u}",
-                "source": {"topic": raw, "schema": str(ROOT / "schemas" / "customer_profile.avsc")},
-                "sink": {"topic": clean},
-                "dead_letter": {"topic": dlq},
-                "audit_topic": audit,
-            }
-        )
+    d = make_detect_deployment(
+        c, tmp_path / "topologies", scenario, u, audit, other, audit_topic=audit
     )
-    access = write_topology(folder, scenario, events, sink, adlq, threshold=scenario.page_threshold)
+    raw, clean, events, sink, access = d.raw, d.clean, d.events, d.sink, d.access
+    assert produce_one({"bootstrap.servers": c.internal}, raw, b"raw-row") is None
     doc = yaml.safe_load(access.read_text())
     access.write_text(yaml.safe_dump({**doc, "audit_topic": audit}))
     detect, app_id = f"detect-{u}", f"det-{u}"
-    principals = folder / "principals.yaml"
+    principals = d.folder / "principals.yaml"
     principals.write_text(
         yaml.safe_dump(
             {
@@ -90,7 +78,7 @@ def test_detect_worker_runs_with_only_its_planned_acls(
         )
     )
     plan = plan_acls(
-        [load_topology(folder / "customers.yaml"), load_topology(access)],
+        [load_topology(d.customers), load_topology(access)],
         load_principals(principals),
     )
     apply_plan(c.admin(), plan)
@@ -99,23 +87,10 @@ def test_detect_worker_runs_with_only_its_planned_acls(
     # The audit trail on, to the worker's default trail (streamproc.audit.<app id>, absent
     # until the worker creates it: the plan grants CREATE and WRITE on it).
     write_keypair(tmp_path / "audit.pem", tmp_path / "audit.pub")
-    env = {
-        **c.env(detect, tls=True),
-        "STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
-    }
-    worker = WorkerProcess(
-        [
-            *("--topology", str(access)),
-            *("--keyring", str(scenario.keyring)),
-            *("--app-id", app_id),
-            *("--engine", engine),
-        ],
-        log_path=tmp_path / "worker.log",
-        bootstrap=env.pop("STREAMPROC_BROKER"),
-        data_dir=tmp_path / "data",
-        env=env,
+    signing = {"STREAMPROC_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem")}
+    worker = secure_worker(
+        detect, access, scenario.keyring, app_id, "--engine", engine, env=signing, wait_ready=90
     )
-    worker.start(wait_ready=90)
     admin_conf = c.config(ADMIN)
     trace = with_events(scenario.normal, scenario.exfil)
     try:

@@ -8,20 +8,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourceType
 from confluent_kafka.admin import ResourcePatternType as Pattern
 
 from streamproc.cli.main import main
 from streamproc.testing.access import AccessEncoder, with_events
-from tests.integration.security.conftest import ADMIN, SecureCluster, read_one
-from tests.integration.test_detector_agent import (
-    PARTITIONS,
-    ROOT,
-    Scenario,
-    write_topology,
+from tests.integration.security.conftest import (
+    ADMIN,
+    SecureCluster,
+    make_detect_deployment,
+    read_one,
 )
+from tests.integration.test_detector_agent import Scenario
 from tests.integration.test_detector_agent import scenario as scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,24 +48,9 @@ def test_containment_message_denies_and_release_restores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     c = secure_cluster
-    raw, clean, dlq = f"cust-{unique}.raw", f"cust-{unique}.clean", f"cust-{unique}.dlq"
-    events, sink, adlq = (f"access-{unique}.{x}" for x in ("events", "containment", "dlq"))
-    c.create_topics(raw, clean, dlq)
-    c.create_topics(events, sink, adlq, partitions=PARTITIONS)
-    folder = tmp_path / "topologies"
-    folder.mkdir()
-    (folder / "customers.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "name": f"customers-{unique}",
-                "source": {"topic": raw, "schema": str(ROOT / "schemas" / "customer_profile.avsc")},
-                "sink": {"topic": clean},
-                "dead_letter": {"topic": dlq},
-                "anonymity": {"max_delay_ms": 1000},
-            }
-        )
-    )
-    access = write_topology(folder, scenario, events, sink, adlq, threshold=scenario.page_threshold)
+    anonymity = {"max_delay_ms": 1000}
+    d = make_detect_deployment(c, tmp_path / "topologies", scenario, unique, anonymity=anonymity)
+    clean, events, sink, access = d.clean, d.events, d.sink, d.access
 
     # The victim is a training consumer: allowed to read the sanitized topic.
     victim = scenario.victim
@@ -124,7 +108,7 @@ def test_containment_message_denies_and_release_restores(
     for name, value in c.env(ADMIN).items():
         monkeypatch.setenv(name, value)
     release = ["containment", "release", victim, "--topology", str(access)]
-    assert main([*release, "--topology", str(folder / "customers.yaml")]) == 0
+    assert main([*release, "--topology", str(d.customers)]) == 0
     assert read_one(victim_conf, clean, f"{victim}-released")[0] == "message"
 
 
