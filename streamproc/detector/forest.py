@@ -66,15 +66,14 @@ class CompiledForest:
             idx = np.arange(n)
             f = np.where(is_leaf, 0, t.feature)
             # sklearn fits on X[:, cols] only when it subsamples features
+            subset = None
             if len(cols) != n_features or not np.array_equal(cols, np.arange(n_features)):
-                f = np.asarray(cols)[f]
+                subset = np.asarray(cols, dtype=np.intp)
+                f = subset[f]
             node_depth = t.compute_node_depths()  # root = 1
             leaf_value = np.where(
                 is_leaf, node_depth - 1.0 + average_path_length(t.n_node_samples), 0.0
             )
-            subset = None
-            if len(cols) != n_features or not np.array_equal(cols, np.arange(n_features)):
-                subset = np.asarray(cols, dtype=np.intp)
             self._trees.append((t, leaf_value, subset))
             feat.append(f)
             thr.append(np.where(is_leaf, np.inf, t.threshold))

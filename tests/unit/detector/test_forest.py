@@ -20,7 +20,9 @@ def test_compiled_scores_equal_sklearn(max_features: float, max_samples: int) ->
 
 
 @pytest.mark.parametrize("max_features", [1.0, 0.5])
-def test_both_walks_give_sklearns_scores(max_features: float) -> None:
+def test_both_walks_give_sklearns_scores(
+    max_features: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A large batch goes through sklearn's per-tree ``Tree.apply``, a small one through the
     numpy walk: both equal ``-score_samples`` row by row, so a row's score does not depend on
     the size of the fetch it arrived in."""
@@ -28,10 +30,20 @@ def test_both_walks_give_sklearns_scores(max_features: float) -> None:
     X = rng.normal(size=(1000, 5))
     f = IsolationForest(n_estimators=40, max_features=max_features, random_state=2).fit(X)
     cf = CompiledForest(f)
+    applied: list[int] = []
+    apply_depths = cf._apply_depths
+
+    def spy(rows: np.ndarray) -> np.ndarray:
+        applied.append(len(rows))
+        return apply_depths(rows)
+
+    monkeypatch.setattr(cf, "_apply_depths", spy)
     Y = np.vstack([rng.standard_t(2, size=(3 * APPLY_MIN_ROWS, 5)) * 3, X[:40]])
     whole = cf.score(Y)  # one batch: Tree.apply
+    assert applied == [len(Y)]
     small = APPLY_MIN_ROWS // 4
     pieces = np.concatenate([cf.score(Y[i : i + small]) for i in range(0, len(Y), small)])
+    assert applied == [len(Y)]  # the small pieces took the numpy walk
     expected = -f.score_samples(Y)
     np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-12)
