@@ -5,6 +5,12 @@ a copy of the state its victim reached after the history, at two severities, and
 the highest score of the incident's events. Count knobs (events, failures) draw the same
 events first, so the stronger incident extends the weaker one; the volume knob scales the
 rows of the same events, from 5x to 10^4x the victim's usual.
+
+The volume knob does not keep the score part of the guarantee (docs/detector.md, Known
+gaps): an export below the detector's norm for exports moves *towards* it as it grows (the
+volume z-scores are signed), and inside the normal range the forest's score is not monotone.
+Two pinned cases show each; they are strict xfails, so a fix that closes the gap turns them
+red until they become ordinary tests. A larger export is never un-flagged.
 """
 
 from __future__ import annotations
@@ -57,7 +63,6 @@ def _max_score(
 
 
 KNOBS = {
-    "bulk_export": ("volume_x", st.floats(5.0, 1e4)),
     "scraping": ("events", st.integers(10, 400)),
     "off_hours_new_data": ("events", st.integers(10, 300)),
     "credential_stuffing": ("failures", st.integers(3, 300)),
@@ -65,10 +70,16 @@ KNOBS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(KNOBS))
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+VOLUME = st.floats(5.0, 1e4)
+
+
+@pytest.mark.parametrize("kind", sorted(KNOBS))
+@SETTINGS
 @given(data=st.data(), victim=st.integers(0, 10_000))
 def test_more_severe_never_scores_lower(
     world: tuple[Scorer, OfficeGenerator, dict[str, PrincipalState]],
@@ -82,6 +93,41 @@ def test_more_severe_never_scores_lower(
     hi = _max_score(world, kind, victim, replace(Severity(), **{knob: b}))
     assert hi[0] >= lo[0] - 1e-12, (knob, a, b, lo, hi)
     assert hi[1] or not lo[1], (knob, a, b, lo, hi)
+
+
+@SETTINGS
+@given(victim=st.integers(0, 10_000), a=VOLUME, b=VOLUME)
+def test_a_larger_export_is_never_unflagged(
+    world: tuple[Scorer, OfficeGenerator, dict[str, PrincipalState]],
+    victim: int,
+    a: float,
+    b: float,
+) -> None:
+    a, b = sorted((a, b))
+    lo = _max_score(world, "bulk_export", victim, Severity(volume_x=a))
+    hi = _max_score(world, "bulk_export", victim, Severity(volume_x=b))
+    assert hi[1] or not lo[1], (a, b, lo, hi)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: volume is not monotone (docs/detector.md)")
+@pytest.mark.parametrize(
+    ("victim", "a", "b"),
+    [
+        # a first export, 5x the victim's reads, is below its peers' exports: rows_z -1.85
+        pytest.param(19, 5.0, 30.0, id="below-the-norm"),
+        # rows_z 1.2: inside the normal range, where the forest is not monotone
+        pytest.param(13, 5.0, 5.5, id="inside-the-normal-range"),
+    ],
+)
+def test_a_larger_export_never_scores_lower(
+    world: tuple[Scorer, OfficeGenerator, dict[str, PrincipalState]],
+    victim: int,
+    a: float,
+    b: float,
+) -> None:
+    lo = _max_score(world, "bulk_export", victim, Severity(volume_x=a))
+    hi = _max_score(world, "bulk_export", victim, Severity(volume_x=b))
+    assert hi[0] >= lo[0] - 1e-12, (a, b, lo, hi)
 
 
 def test_volume_keeps_raising_the_score_far_beyond_the_training_range(
